@@ -1,0 +1,165 @@
+"""What flows in and out of the scheduling core: task states, decisions and log events.
+
+Theory of operation
+-------------------
+The core is an h11-style state machine.  Drivers feed it happenings (a task finished, a
+task failed, time passed, an agent joined) by calling :class:`~paragents.core.scheduler.Scheduler`
+methods, and get back **decisions** — :class:`Dispatch`, :class:`Retry`, :class:`Cancel`
+— which they carry out.  Everything the scheduler does is also appended to its **event
+log** as :class:`Event` records: the log is the run's source of truth, from which the run
+report is computed and (later) from which a run is persisted, streamed and replayed.
+
+A task's lifecycle is the table :data:`TRANSITIONS` below; :func:`transition` applies it
+and refuses anything else.  Everything here is a small immutable value.
+
+Event kinds (``Event.kind``) and what ``data`` holds:
+
+``started``      ``{"tasks": n, "agents": {name: slots}}`` when the run starts
+``added``        ``{"tasks": [ids], "edges": [[u, v], ...], "by": parent or None}``
+``dispatched``   task, agent, attempt; ``{"ready_at": t}``
+``finished``     task, agent, attempt; usage (``compute_s``, ``transfer_s``,
+                 ``prompt_tokens``, ``completion_tokens``, ``cost``) when reported
+``retry``        task, agent, attempt; ``{"error": str, "not_before": t}``
+``failed``       task, agent, attempt; ``{"error": str}``
+``cancelled``    task, agent (if it was running); ``{"reason": str}``
+``requeued``     task, agent; ``{"reason": str}`` (its agent left mid-task)
+``agent_added`` / ``agent_removed`` / ``capacity``   agent; ``{"slots": n}``
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import SchedulingError
+
+__all__ = [
+    "TaskState",
+    "TRANSITIONS",
+    "transition",
+    "Dispatch",
+    "Retry",
+    "Cancel",
+    "Decision",
+    "Event",
+    "Expansion",
+]
+
+
+class TaskState(enum.Enum):
+    PENDING = "pending"  # waiting for inputs
+    READY = "ready"  # inputs done, queued for an agent
+    RUNNING = "running"  # dispatched to an agent
+    BACKOFF = "backoff"  # failed, waiting to be retried
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED})
+
+P, R, X, B = TaskState.PENDING, TaskState.READY, TaskState.RUNNING, TaskState.BACKOFF
+
+#: (state, trigger) -> next state.  Anything not listed is an illegal transition.
+TRANSITIONS: Mapping[tuple[TaskState, str], TaskState] = {
+    (P, "inputs_ready"): R,
+    (R, "new_input"): P,  # an edge was added into a queued task
+    (R, "dispatch"): X,
+    (X, "finish"): TaskState.DONE,
+    (X, "fail"): TaskState.FAILED,
+    (X, "retry"): B,
+    (X, "requeue"): R,  # its agent left; not the task's fault
+    (B, "due"): R,
+    (P, "cancel"): TaskState.CANCELLED,
+    (R, "cancel"): TaskState.CANCELLED,
+    (X, "cancel"): TaskState.CANCELLED,
+    (B, "cancel"): TaskState.CANCELLED,
+    (P, "fail"): TaskState.FAILED,  # no agent can run it any more
+    (R, "fail"): TaskState.FAILED,
+    (B, "fail"): TaskState.FAILED,
+}
+
+
+def transition(task_id: str, state: TaskState, trigger: str) -> TaskState:
+    """The state after ``trigger``; a clear error if the table does not allow it."""
+    try:
+        return TRANSITIONS[state, trigger]
+    except KeyError:
+        raise SchedulingError(
+            f"task {task_id!r}: illegal transition {trigger!r} from state {state.value!r}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Run ``task`` on ``agent`` now.  ``attempt`` counts from 1."""
+
+    task: str
+    agent: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """``task`` failed and will be retried; call ``tick(now)`` at or after ``not_before``."""
+
+    task: str
+    not_before: float
+    attempt: int
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Stop ``task`` (running on ``agent`` if not None); it will not be dispatched again."""
+
+    task: str
+    agent: str | None
+    reason: str
+
+
+Decision = Dispatch | Retry | Cancel
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One line of the run's append-only log."""
+
+    time: float
+    kind: str
+    task: str | None = None
+    agent: str | None = None
+    attempt: int = 0
+    data: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"time": self.time, "kind": self.kind}
+        if self.task is not None:
+            out["task"] = self.task
+        if self.agent is not None:
+            out["agent"] = self.agent
+        if self.attempt:
+            out["attempt"] = self.attempt
+        if self.data:
+            out["data"] = dict(self.data)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """Tasks that a finishing task adds to the graph (dynamic decomposition).
+
+    New tasks that depend on nothing are made to depend on the parent (they see its
+    result).  With ``rewire`` (the default), the parent's successors also wait for the
+    expansion's sinks, so the decomposition sits between the parent and what followed it.
+    """
+
+    tasks: tuple[Any, ...]
+    edges: tuple[tuple[str, str], ...] = ()
+    rewire: bool = True

@@ -1,0 +1,627 @@
+"""The scheduling state machine: events in, dispatch decisions out.
+
+Theory of operation
+-------------------
+**Selection policy, in plain words.**  A task becomes *ready* the moment every task it
+depends on is done — not when its "step" or "layer" is done: there are no supersteps, so
+a fast branch's successor starts while a slow sibling branch is still running.  Whenever
+an agent has a free slot and some ready task can run on it, the scheduler picks the ready
+task with the highest priority (the priority policy's number, aged by waiting time,
+first-ready first on ties) and asks the assignment policy which capable agent takes it.
+That repeats until no free slot can take any ready task.
+
+Nothing here does I/O, sleeps, or reads a clock: every call carries ``now``, and the
+answer is a list of decisions (:class:`Dispatch`, :class:`Retry`, :class:`Cancel`) for
+the driver to carry out.  Everything that happens is appended to ``events``.  The same
+inputs always give the same decisions (policies are seeded).
+
+**State** (everything that affects decisions lives in this file):
+
+``graph``          the :class:`TaskGraph`; grows through :meth:`tasks_added` and expansions.
+``_recs``          task id -> :class:`_Rec`: lifecycle state (see ``TRANSITIONS`` in
+                   ``events.py``), ``waiting`` (inputs not yet done), attempt counters,
+                   ready time, current agent, agents to avoid after repeated failure.
+``_groups``        ready queues, one per *capability class* (required skills + pinned
+                   agent).  Each holds a heap of ``(key, seq, rec)`` and the agents able to
+                   serve it, and ``free``: the free slots among those agents.  Heap entries
+                   are invalidated lazily (``rec.qseq`` must equal ``seq``).
+``_agents``        name -> :class:`AgentState` (free slots, running tasks, expected ends).
+``_backoff``       heap of ``(not_before, seq, rec)`` of tasks waiting to be retried.
+``_prio``          task id -> priority, recomputed once per change of the graph or pool.
+``_counts``        how many tasks are in each state (kept exact by :meth:`_move`).
+
+**Invariants**: a task is dispatched only when ``waiting == 0``; an agent never has more
+running tasks than slots; ``free_total`` equals the sum of positive ``free`` over agents;
+each task reaches exactly one terminal state (done, failed, cancelled), after which it
+is never dispatched again.
+
+Failures: a retryable failure with retries left goes to BACKOFF and comes back when a
+:meth:`tick` passes ``not_before`` (exponential backoff with seeded jitter, floored by the
+server's Retry-After).  After ``failover_after`` failures on one agent, the task avoids
+that agent when another capable one exists.  A task that fails for good cancels every
+task downstream of it (they can never get their inputs).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .agent_state import AgentLike, AgentState
+from .errors import GraphError, SchedulingError
+from .events import TRANSITIONS, Cancel, Decision, Dispatch, Event, Expansion, Retry, TaskState
+from .graph import Task, TaskGraph
+from .policies.assign import AssignPolicy, EarliestFinish
+from .policies.priority import CriticalPath, PriorityPolicy
+from .policies.retry import Backoff
+
+__all__ = ["Scheduler"]
+
+PENDING = TaskState.PENDING
+READY = TaskState.READY
+RUNNING = TaskState.RUNNING
+BACKOFF = TaskState.BACKOFF
+DONE = TaskState.DONE
+
+#: How many ready tasks of one queue may be passed over in one dispatch round because
+#: the assignment policy prefers to wait for a busy agent.
+LOOKAHEAD = 16
+
+
+class _Rec:
+    __slots__ = ("task", "state", "waiting", "attempt", "retries_used", "ready_at", "agent", "qseq", "failed_on", "avoid")
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.state = PENDING
+        self.waiting = 0
+        self.attempt = 0
+        self.retries_used = 0
+        self.ready_at = 0.0
+        self.agent: str | None = None
+        self.qseq = -1
+        self.failed_on: dict[str, int] | None = None
+        self.avoid: frozenset[str] = frozenset()
+
+
+class _Group:
+    __slots__ = ("skills", "pin", "agents", "free", "heap")
+
+    def __init__(self, skills: frozenset[str], pin: str | None) -> None:
+        self.skills = skills
+        self.pin = pin
+        self.agents: list[AgentState] = []
+        self.free = 0
+        self.heap: list[tuple[float, int, _Rec]] = []
+
+    def accepts(self, agent: AgentState) -> bool:
+        return (self.pin is None or agent.name == self.pin) and agent.can_run(self.skills)
+
+
+class Scheduler:
+    """Sans-I/O scheduler of one run.  See the module docstring for the rules."""
+
+    def __init__(
+        self,
+        graph: TaskGraph,
+        agents: Iterable[AgentLike],
+        *,
+        priority: PriorityPolicy | None = None,
+        assign: AssignPolicy | None = None,
+        backoff: Backoff | None = None,
+        failover_after: int = 2,
+        seed: int = 0,
+    ) -> None:
+        self.graph = graph
+        self.priority = priority if priority is not None else CriticalPath()
+        self.assign = assign if assign is not None else EarliestFinish()
+        self.assign.reset(seed)
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.failover_after = failover_after
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._agents: dict[str, AgentState] = {}
+        self._next_index = 0
+        self._free_total = 0
+        self._recs: dict[str, _Rec] = {}
+        self._groups: dict[tuple[frozenset[str], str | None], _Group] = {}
+        self._backoff: list[tuple[float, int, _Rec]] = []
+        self._prio: Mapping[str, float] = {}
+        self._aging = float(getattr(self.priority, "aging", 0.0))
+        self._seq = 0
+        self._counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
+        self._started = False
+        self.events: list[Event] = []
+        for agent in agents:
+            self._add_agent(agent)
+
+    # ================================================================ reading
+    @property
+    def done(self) -> bool:
+        """Every task has ended (done, failed or cancelled)."""
+        c = self._counts
+        return self._started and c[PENDING] + c[READY] + c[RUNNING] + c[BACKOFF] == 0
+
+    @property
+    def stalled(self) -> bool:
+        """Tasks remain but nothing runs, nothing waits for a retry, and nothing can start."""
+        c = self._counts
+        return self._started and not self.done and c[RUNNING] == 0 and not self._backoff
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s.value: n for s, n in self._counts.items()}
+
+    @property
+    def next_wakeup(self) -> float | None:
+        """The earliest time a :meth:`tick` would release a retry, if any."""
+        while self._backoff and self._backoff[0][2].state is not BACKOFF:
+            heapq.heappop(self._backoff)
+        return self._backoff[0][0] if self._backoff else None
+
+    def state(self, task_id: str) -> TaskState:
+        return self._rec(task_id).state
+
+    def attempt(self, task_id: str) -> int:
+        return self._rec(task_id).attempt
+
+    def agent_of(self, task_id: str) -> str | None:
+        return self._rec(task_id).agent
+
+    @property
+    def agents(self) -> Mapping[str, AgentState]:
+        return self._agents
+
+    def priority_of(self, task_id: str) -> float:
+        return self._prio.get(task_id, 0.0)
+
+    # ================================================================ inputs
+    def start(self, now: float = 0.0) -> list[Decision]:
+        """Begin the run: every task without inputs becomes ready; dispatch what fits."""
+        if self._started:
+            raise SchedulingError("scheduler already started")
+        self._started = True
+        tasks = list(self.graph)
+        self._check_capable(tasks)
+        self.events.append(
+            Event(now, "started", data={"tasks": len(tasks), "agents": {a.name: a.slots for a in self._agents.values()}})
+        )
+        self._admit(tasks, now)
+        self._refresh_priorities()
+        for task in tasks:
+            rec = self._recs[task.id]
+            if rec.waiting == 0 and rec.state is PENDING:
+                self._make_ready(rec, now)
+        out: list[Decision] = []
+        self._fill(now, out)
+        return out
+
+    def task_finished(
+        self,
+        task_id: str,
+        now: float,
+        *,
+        usage: Mapping[str, Any] | None = None,
+        expansion: Expansion | None = None,
+        attempt: int | None = None,
+    ) -> list[Decision]:
+        """``task_id`` ended well.  ``usage`` (compute/transfer seconds, tokens, cost) goes
+        to the log; ``expansion`` adds tasks first (see :class:`Expansion`).  A report for
+        an attempt other than the current one, or for a cancelled task, is ignored."""
+        rec = self._rec(task_id)
+        if self._stale(rec, attempt):
+            return []
+        out: list[Decision] = []
+        if expansion is not None:
+            self._expand(rec, expansion, now)
+        self._move(rec, "finish")
+        agent = rec.agent
+        self._release(rec)
+        self.events.append(Event(now, "finished", task_id, agent, rec.attempt, usage))
+        recs = self._recs
+        for s in self.graph.successors(task_id):
+            srec = recs[s]
+            srec.waiting -= 1
+            if srec.waiting == 0 and srec.state is PENDING:
+                self._make_ready(srec, now)
+        self._fill(now, out)
+        return out
+
+    def task_failed(
+        self,
+        task_id: str,
+        now: float,
+        *,
+        error: str = "",
+        retryable: bool = True,
+        retry_after: float | None = None,
+        attempt: int | None = None,
+    ) -> list[Decision]:
+        """An attempt of ``task_id`` failed.  Retry it (after backoff) while retries are
+        left and the error is retryable; otherwise fail it and cancel what depends on it."""
+        rec = self._rec(task_id)
+        if self._stale(rec, attempt):
+            return []
+        out: list[Decision] = []
+        agent = rec.agent
+        self._release(rec)
+        if agent is not None:
+            failed_on = rec.failed_on if rec.failed_on is not None else {}
+            rec.failed_on = failed_on
+            failed_on[agent] = failed_on.get(agent, 0) + 1
+            if failed_on[agent] >= self.failover_after:
+                rec.avoid = rec.avoid | {agent}
+        if retryable and rec.retries_used < rec.task.retries:
+            rec.retries_used += 1
+            delay = self.backoff.delay(rec.retries_used, self._rng, retry_after)
+            self._move(rec, "retry")
+            not_before = now + delay
+            self.events.append(
+                Event(now, "retry", task_id, agent, rec.attempt, {"error": error, "not_before": not_before})
+            )
+            if delay <= 0.0:
+                self._move(rec, "due")
+                self._enqueue(rec, now)
+            else:
+                self._seq += 1
+                heapq.heappush(self._backoff, (not_before, self._seq, rec))
+                out.append(Retry(task_id, not_before, rec.attempt + 1, error))
+        else:
+            self._move(rec, "fail")
+            self.events.append(Event(now, "failed", task_id, agent, rec.attempt, {"error": error}))
+            self._cancel_downstream(task_id, now, f"upstream task {task_id!r} failed", out)
+        self._fill(now, out)
+        return out
+
+    def tick(self, now: float) -> list[Decision]:
+        """Time has passed: release retries that are due and dispatch what fits."""
+        out: list[Decision] = []
+        heap = self._backoff
+        while heap and heap[0][0] <= now:
+            _, _, rec = heapq.heappop(heap)
+            if rec.state is BACKOFF:
+                self._move(rec, "due")
+                self._enqueue(rec, now)
+        self._fill(now, out)
+        return out
+
+    def tasks_added(
+        self, tasks: Iterable[Task], edges: Iterable[tuple[str, str]] = (), *, now: float, by: str | None = None
+    ) -> list[Decision]:
+        """Grow the graph while it runs.  New edges may only end in tasks that have not started."""
+        out: list[Decision] = []
+        self._add_tasks(list(tasks), list(edges), now, by)
+        self._fill(now, out)
+        return out
+
+    def cancel(self, task_id: str | None = None, *, now: float, reason: str = "cancelled") -> list[Decision]:
+        """Cancel one task and everything downstream of it, or (``task_id=None``) the run."""
+        out: list[Decision] = []
+        if task_id is None:
+            for rec in list(self._recs.values()):
+                if not rec.state.terminal:
+                    self._cancel_one(rec, now, reason, out)
+        else:
+            rec = self._rec(task_id)
+            if not rec.state.terminal:
+                self._cancel_one(rec, now, reason, out)
+            self._cancel_downstream(task_id, now, f"upstream task {task_id!r} cancelled", out)
+        self._fill(now, out)
+        return out
+
+    def agent_added(self, agent: AgentLike, *, now: float) -> list[Decision]:
+        state = self._add_agent(agent)
+        self.events.append(Event(now, "agent_added", agent=state.name, data={"slots": state.slots}))
+        if self._started:
+            self._refresh_priorities()
+        out: list[Decision] = []
+        self._fill(now, out)
+        return out
+
+    def agent_removed(self, name: str, *, now: float, reason: str = "agent removed") -> list[Decision]:
+        """The agent left: its running tasks go back to the queue (a Cancel each tells the
+        driver to abandon them); tasks that no remaining agent can run fail."""
+        state = self._agents.pop(name, None)
+        if state is None:
+            raise SchedulingError(f"unknown agent {name!r}")
+        out: list[Decision] = []
+        self._free_total -= max(state.free, 0)
+        for g in self._groups.values():
+            if state in g.agents:
+                g.agents.remove(state)
+                g.free -= max(state.free, 0)
+        self.events.append(Event(now, "agent_removed", agent=name, data={"reason": reason}))
+        for tid in list(state.running):
+            rec = self._recs[tid]
+            out.append(Cancel(tid, name, reason))
+            self._move(rec, "requeue")
+            rec.agent = None
+            self.events.append(Event(now, "requeued", tid, name, rec.attempt, {"reason": reason}))
+            self._enqueue(rec, now)
+        state.running.clear()
+        for g in self._groups.values():
+            if not g.agents:
+                self._fail_orphans(g, now, out)
+        if self._started:
+            self._refresh_priorities()
+        self._fill(now, out)
+        return out
+
+    def set_slots(self, name: str, slots: int, *, now: float) -> list[Decision]:
+        """Change an agent's capacity (resource allocators call this each window)."""
+        state = self._agents.get(name)
+        if state is None:
+            raise SchedulingError(f"unknown agent {name!r}")
+        if slots < 0:
+            raise SchedulingError(f"agent {name!r}: slots must be >= 0, got {slots}")
+        self._adjust_free(state, slots - state.slots)
+        state.slots = slots
+        self.events.append(Event(now, "capacity", agent=name, data={"slots": slots}))
+        out: list[Decision] = []
+        self._fill(now, out)
+        return out
+
+    # ================================================================ internals
+    def _rec(self, task_id: str) -> _Rec:
+        try:
+            return self._recs[task_id]
+        except KeyError:
+            raise SchedulingError(f"unknown task {task_id!r}") from None
+
+    def _stale(self, rec: _Rec, attempt: int | None) -> bool:
+        """True for a late report the driver could not avoid (the attempt was cancelled,
+        requeued or superseded); an error for a report that cannot be right."""
+        if rec.state is RUNNING:
+            return attempt is not None and attempt != rec.attempt
+        if rec.state.terminal or attempt is not None:
+            return True
+        raise SchedulingError(f"task {rec.task.id!r} is {rec.state.value}, not running")
+
+    def _move(self, rec: _Rec, trigger: str) -> None:
+        old = rec.state
+        new = TRANSITIONS.get((old, trigger))
+        if new is None:
+            raise SchedulingError(f"task {rec.task.id!r}: illegal transition {trigger!r} from state {old.value!r}")
+        c = self._counts
+        c[old] -= 1
+        c[new] += 1
+        rec.state = new
+
+    def _add_agent(self, agent: AgentLike) -> AgentState:
+        if agent.name in self._agents:
+            raise SchedulingError(f"duplicate agent name {agent.name!r}")
+        state = AgentState(agent, self._next_index)
+        self._next_index += 1
+        self._agents[state.name] = state
+        self._free_total += state.free
+        for g in self._groups.values():
+            if g.accepts(state):
+                g.agents.append(state)
+                g.free += state.free
+                state.groups.append(g)
+        return state
+
+    def _group(self, task: Task) -> _Group:
+        key = (task.skills, task.agent)
+        g = self._groups.get(key)
+        if g is None:
+            g = _Group(task.skills, task.agent)
+            for a in self._agents.values():
+                if g.accepts(a):
+                    g.agents.append(a)
+                    g.free += max(a.free, 0)
+                    a.groups.append(g)
+            self._groups[key] = g
+        return g
+
+    def _check_capable(self, tasks: Sequence[Task]) -> None:
+        for task in tasks:
+            if task.agent is not None and task.agent not in self._agents:
+                raise SchedulingError(f"task {task.id!r} is pinned to unknown agent {task.agent!r}")
+            if not self._group(task).agents:
+                need = ", ".join(sorted(task.skills)) or "none"
+                raise SchedulingError(f"no agent can run task {task.id!r} (skills needed: {need})")
+
+    def _admit(self, tasks: Sequence[Task], now: float) -> None:
+        """Create records for tasks just added to the graph; count their pending inputs."""
+        recs = self._recs
+        graph = self.graph
+        for task in tasks:
+            rec = _Rec(task)
+            recs[task.id] = rec
+            self._counts[PENDING] += 1
+        for task in tasks:
+            rec = recs[task.id]
+            waiting = 0
+            doomed = None
+            for p in graph.predecessors(task.id):
+                pstate = recs[p].state
+                if pstate is not DONE:
+                    waiting += 1
+                    if pstate.terminal:
+                        doomed = p
+            rec.waiting = waiting
+            if doomed is not None:
+                self._move(rec, "cancel")
+                self.events.append(Event(now, "cancelled", task.id, data={"reason": f"upstream task {doomed!r} ended"}))
+
+    def _add_tasks(self, tasks: list[Task], edges: list[tuple[str, str]], now: float, by: str | None) -> None:
+        recs = self._recs
+        for u, v in edges:
+            rec = recs.get(v)
+            if rec is not None and rec.state not in (PENDING, READY):
+                raise GraphError(f"cannot add edge {u!r} -> {v!r}: task {v!r} is already {rec.state.value}")
+        self._check_capable(tasks)
+        ids = set(self.graph.add(tasks, edges))
+        if not self._started:
+            return
+        self._admit(tasks, now)
+        for u, v in edges:
+            if v in ids:
+                continue
+            rec = recs[v]
+            if recs[u].state is not DONE:
+                rec.waiting += 1
+                if rec.state is READY:
+                    self._move(rec, "new_input")
+                    rec.qseq = -1
+        self.events.append(
+            Event(now, "added", data={"tasks": [t.id for t in tasks], "edges": [list(e) for e in edges], "by": by})
+        )
+        self._refresh_priorities()
+        for task in tasks:
+            rec = recs[task.id]
+            if rec.waiting == 0 and rec.state is PENDING:
+                self._make_ready(rec, now)
+
+    def _expand(self, parent: _Rec, expansion: Expansion, now: float) -> None:
+        pid = parent.task.id
+        tasks = [t if t.depends_on else t.evolve(depends_on=(pid,)) for t in expansion.tasks]
+        edges = list(expansion.edges)
+        if expansion.rewire and tasks:
+            new_ids = {t.id for t in tasks}
+            feeds = {d for t in tasks for d in t.depends_on} | {u for u, _ in edges}
+            sinks = [t.id for t in tasks if t.id not in feeds]
+            edges += [(k, s) for s in self.graph.successors(pid) if s not in new_ids for k in sinks]
+        self._add_tasks(tasks, edges, now, pid)
+
+    def _refresh_priorities(self) -> None:
+        """Recompute priorities (graph or pool changed) and re-key every ready queue."""
+        speeds: dict[str, list[float]] = {}
+        group_speeds: dict[int, list[float]] = {}
+        for rec in self._recs.values():
+            g = self._group(rec.task)
+            sp = group_speeds.get(id(g))
+            if sp is None:
+                sp = group_speeds[id(g)] = [a.speed for a in g.agents for _ in range(max(a.slots, 1))]
+            speeds[rec.task.id] = sp
+        self._prio = self.priority.priorities(self.graph, speeds)
+        for g in self._groups.values():
+            live = [e[2] for e in g.heap if e[2].state is READY and e[2].qseq == e[1]]
+            g.heap = []
+            for rec in sorted(live, key=lambda r: r.qseq):
+                self._push(g, rec)
+
+    def _make_ready(self, rec: _Rec, now: float) -> None:
+        self._move(rec, "inputs_ready")
+        self._enqueue(rec, now)
+
+    def _enqueue(self, rec: _Rec, now: float) -> None:
+        rec.ready_at = now
+        self._push(self._group(rec.task), rec)
+
+    def _push(self, g: _Group, rec: _Rec) -> None:
+        self._seq += 1
+        rec.qseq = self._seq
+        key = self._aging * rec.ready_at - self._prio.get(rec.task.id, 0.0)
+        heapq.heappush(g.heap, (key, self._seq, rec))
+
+    def _fill(self, now: float, out: list[Decision]) -> None:
+        """Dispatch the best ready tasks onto free slots until nothing more fits."""
+        if self._free_total <= 0:
+            return
+        groups = [g for g in self._groups.values() if g.heap]
+        if not groups:
+            return
+        assign = self.assign
+        deferred: list[tuple[_Group, tuple[float, int, _Rec]]] = []
+        held: list[AgentState] = []
+        blocked: set[int] = set()
+        skips = 0
+        while self._free_total > 0:
+            best_g = None
+            best_e = None
+            for g in groups:
+                if g.free <= 0 or id(g) in blocked:
+                    continue
+                heap = g.heap
+                while heap and (heap[0][2].state is not READY or heap[0][2].qseq != heap[0][1]):
+                    heapq.heappop(heap)
+                if heap and (best_e is None or heap[0] < best_e):
+                    best_g, best_e = g, heap[0]
+            if best_g is None or best_e is None:
+                break
+            rec = best_e[2]
+            cands = best_g.agents
+            if rec.avoid:
+                cands = [a for a in cands if a.name not in rec.avoid] or cands
+            agent = assign.choose(rec.task, cands, now)
+            if agent is None or agent.free <= 0:
+                # The policy prefers to wait (for a busy, faster agent): promise that
+                # agent the time and look further down this queue, a bounded number of times.
+                heapq.heappop(best_g.heap)
+                deferred.append((best_g, best_e))
+                if agent is not None:
+                    agent.hold_s += rec.task.duration / agent.speed
+                    held.append(agent)
+                skips += 1
+                if skips >= LOOKAHEAD or agent is None:
+                    blocked.add(id(best_g))
+                continue
+            heapq.heappop(best_g.heap)
+            self._dispatch(rec, agent, now, out)
+        for g, e in deferred:
+            heapq.heappush(g.heap, e)
+        for a in held:
+            a.hold_s = 0.0
+
+    def _dispatch(self, rec: _Rec, agent: AgentState, now: float, out: list[Decision]) -> None:
+        self._move(rec, "dispatch")
+        rec.attempt += 1
+        tid = rec.task.id
+        name = agent.name
+        rec.agent = name
+        agent.running[tid] = now + rec.task.duration / agent.speed
+        agent.free -= 1
+        self._free_total -= 1
+        for g in agent.groups:
+            g.free -= 1  # type: ignore[attr-defined]
+        self.events.append(Event(now, "dispatched", tid, name, rec.attempt, {"ready_at": rec.ready_at}))
+        out.append(Dispatch(tid, name, rec.attempt))
+
+    def _release(self, rec: _Rec) -> None:
+        """Give back the slot an attempt held (if its agent is still in the pool)."""
+        agent = self._agents.get(rec.agent) if rec.agent is not None else None
+        if agent is not None and agent.running.pop(rec.task.id, None) is not None:
+            self._adjust_free(agent, 1, slots_changed=False)
+
+    def _adjust_free(self, agent: AgentState, delta: int, *, slots_changed: bool = True) -> None:
+        before = max(agent.free, 0)
+        agent.free += delta
+        after = max(agent.free, 0)
+        change = after - before
+        if change:
+            self._free_total += change
+            for g in agent.groups:
+                g.free += change  # type: ignore[attr-defined]
+
+    def _cancel_one(self, rec: _Rec, now: float, reason: str, out: list[Decision]) -> None:
+        agent = rec.agent if rec.state is RUNNING else None
+        if agent is not None:
+            self._release(rec)
+            out.append(Cancel(rec.task.id, agent, reason))
+        self._move(rec, "cancel")
+        self.events.append(Event(now, "cancelled", rec.task.id, agent, rec.attempt, {"reason": reason}))
+
+    def _cancel_downstream(self, task_id: str, now: float, reason: str, out: list[Decision]) -> None:
+        stack = list(self.graph.successors(task_id))
+        recs = self._recs
+        while stack:
+            rec = recs[stack.pop()]
+            if rec.state.terminal:
+                continue
+            self._cancel_one(rec, now, reason, out)
+            stack.extend(self.graph.successors(rec.task.id))
+
+    def _fail_orphans(self, g: _Group, now: float, out: list[Decision]) -> None:
+        """No agent is left that can run this group's tasks: fail them and what follows."""
+        key = (g.skills, g.pin)
+        for rec in list(self._recs.values()):
+            if rec.state.terminal or rec.state is RUNNING or (rec.task.skills, rec.task.agent) != key:
+                continue
+            self._move(rec, "fail")
+            error = "no agent able to run it is left"
+            self.events.append(Event(now, "failed", rec.task.id, None, rec.attempt, {"error": error}))
+            self._cancel_downstream(rec.task.id, now, f"upstream task {rec.task.id!r} failed", out)
