@@ -152,7 +152,15 @@ def upward_rank(
         inv = _mean_inverse_speed(speeds, "")
         w = {t: x * inv for t, x in d.items()}
     else:
-        w = {t: x * _mean_inverse_speed(speeds, t) for t, x in d.items()}
+        # Tasks of one capability class share one speeds list: average each list once.
+        cache: dict[int, float] = {}
+        w = {}
+        for t, x in d.items():
+            own = speeds.get(t)
+            key = id(own)
+            if key not in cache:
+                cache[key] = _mean_inverse_speed(speeds, t)
+            w[t] = x * cache[key]
     rank: dict[str, float] = {}
     for t in reversed(graph.topological_order()):
         tail = 0.0

@@ -71,7 +71,9 @@ LOOKAHEAD = 16
 
 
 class _Rec:
-    __slots__ = ("task", "state", "waiting", "attempt", "retries_used", "ready_at", "agent", "qseq", "failed_on", "avoid")
+    __slots__ = (
+        "task", "state", "waiting", "attempt", "retries_used", "ready_at", "agent", "qseq", "failed_on", "avoid", "group"
+    )
 
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -84,6 +86,7 @@ class _Rec:
         self.qseq = -1
         self.failed_on: dict[str, int] | None = None
         self.avoid: frozenset[str] = frozenset()
+        self.group: _Group | None = None
 
 
 class _Group:
@@ -210,23 +213,31 @@ class Scheduler:
         """``task_id`` ended well.  ``usage`` (compute/transfer seconds, tokens, cost) goes
         to the log; ``expansion`` adds tasks first (see :class:`Expansion`).  A report for
         an attempt other than the current one, or for a cancelled task, is ignored."""
-        rec = self._rec(task_id)
-        if self._stale(rec, attempt):
+        recs = self._recs
+        rec = recs.get(task_id)
+        if rec is None:
+            raise SchedulingError(f"unknown task {task_id!r}")
+        if (rec.state is not RUNNING or (attempt is not None and attempt != rec.attempt)) and self._stale(rec, attempt):
             return []
         out: list[Decision] = []
         if expansion is not None:
             self._expand(rec, expansion, now)
-        self._move(rec, "finish")
-        agent = rec.agent
+        counts = self._counts
+        counts[RUNNING] -= 1  # RUNNING --finish--> DONE, inlined from _move: the hot path
+        counts[DONE] += 1
+        rec.state = DONE
         self._release(rec)
-        self.events.append(Event(now, "finished", task_id, agent, rec.attempt, usage))
-        recs = self._recs
+        self.events.append(Event(now, "finished", task_id, rec.agent, rec.attempt, usage))
         for s in self.graph.successors(task_id):
             srec = recs[s]
             srec.waiting -= 1
             if srec.waiting == 0 and srec.state is PENDING:
-                self._make_ready(srec, now)
-        self._fill(now, out)
+                counts[PENDING] -= 1  # PENDING --inputs_ready--> READY
+                counts[READY] += 1
+                srec.state = READY
+                self._enqueue(srec, now)
+        if self._free_total > 0:
+            self._fill(now, out)
         return out
 
     def task_failed(
@@ -492,7 +503,9 @@ class Scheduler:
         speeds: dict[str, list[float]] = {}
         group_speeds: dict[int, list[float]] = {}
         for rec in self._recs.values():
-            g = self._group(rec.task)
+            g = rec.group
+            if g is None:
+                g = rec.group = self._group(rec.task)
             sp = group_speeds.get(id(g))
             if sp is None:
                 sp = group_speeds[id(g)] = [a.speed for a in g.agents for _ in range(max(a.slots, 1))]
@@ -510,7 +523,10 @@ class Scheduler:
 
     def _enqueue(self, rec: _Rec, now: float) -> None:
         rec.ready_at = now
-        self._push(self._group(rec.task), rec)
+        g = rec.group
+        if g is None:
+            g = rec.group = self._group(rec.task)
+        self._push(g, rec)
 
     def _push(self, g: _Group, rec: _Rec) -> None:
         self._seq += 1
@@ -522,21 +538,18 @@ class Scheduler:
         """Dispatch the best ready tasks onto free slots until nothing more fits."""
         if self._free_total <= 0:
             return
-        groups = [g for g in self._groups.values() if g.heap]
-        if not groups:
-            return
+        groups = self._groups.values()
         assign = self.assign
-        deferred: list[tuple[_Group, tuple[float, int, _Rec]]] = []
+        deferred: list[tuple[_Group, tuple[float, int, _Rec]]] | None = None
         held: list[AgentState] = []
         blocked: set[int] = set()
-        skips = 0
         while self._free_total > 0:
             best_g = None
             best_e = None
             for g in groups:
-                if g.free <= 0 or id(g) in blocked:
-                    continue
                 heap = g.heap
+                if not heap or g.free <= 0 or (blocked and id(g) in blocked):
+                    continue
                 while heap and (heap[0][2].state is not READY or heap[0][2].qseq != heap[0][1]):
                     heapq.heappop(heap)
                 if heap and (best_e is None or heap[0] < best_e):
@@ -548,27 +561,31 @@ class Scheduler:
             if rec.avoid:
                 cands = [a for a in cands if a.name not in rec.avoid] or cands
             agent = assign.choose(rec.task, cands, now)
-            if agent is None or agent.free <= 0:
-                # The policy prefers to wait (for a busy, faster agent): promise that
-                # agent the time and look further down this queue, a bounded number of times.
-                heapq.heappop(best_g.heap)
-                deferred.append((best_g, best_e))
-                if agent is not None:
-                    agent.hold_s += rec.task.duration / agent.speed
-                    held.append(agent)
-                skips += 1
-                if skips >= LOOKAHEAD or agent is None:
-                    blocked.add(id(best_g))
-                continue
             heapq.heappop(best_g.heap)
-            self._dispatch(rec, agent, now, out)
-        for g, e in deferred:
-            heapq.heappush(g.heap, e)
-        for a in held:
-            a.hold_s = 0.0
+            if agent is not None and agent.free > 0:
+                self._dispatch(rec, agent, now, out)
+                continue
+            # The policy prefers to wait (for a busy, faster agent): promise that agent
+            # the time and look further down this queue, a bounded number of times.
+            if deferred is None:
+                deferred = []
+            deferred.append((best_g, best_e))
+            if agent is not None:
+                agent.hold_s += rec.task.duration / agent.speed
+                held.append(agent)
+            if len(deferred) >= LOOKAHEAD or agent is None:
+                blocked.add(id(best_g))
+        if deferred:
+            for g, e in deferred:
+                heapq.heappush(g.heap, e)
+            for a in held:
+                a.hold_s = 0.0
 
     def _dispatch(self, rec: _Rec, agent: AgentState, now: float, out: list[Decision]) -> None:
-        self._move(rec, "dispatch")
+        counts = self._counts
+        counts[READY] -= 1  # READY --dispatch--> RUNNING, inlined from _move: the hot path
+        counts[RUNNING] += 1
+        rec.state = RUNNING
         rec.attempt += 1
         tid = rec.task.id
         name = agent.name
@@ -585,9 +602,15 @@ class Scheduler:
         """Give back the slot an attempt held (if its agent is still in the pool)."""
         agent = self._agents.get(rec.agent) if rec.agent is not None else None
         if agent is not None and agent.running.pop(rec.task.id, None) is not None:
-            self._adjust_free(agent, 1, slots_changed=False)
+            if agent.free >= 0:  # the common case: one more free slot
+                agent.free += 1
+                self._free_total += 1
+                for g in agent.groups:
+                    g.free += 1  # type: ignore[attr-defined]
+            else:
+                self._adjust_free(agent, 1)
 
-    def _adjust_free(self, agent: AgentState, delta: int, *, slots_changed: bool = True) -> None:
+    def _adjust_free(self, agent: AgentState, delta: int) -> None:
         before = max(agent.free, 0)
         agent.free += delta
         after = max(agent.free, 0)

@@ -158,12 +158,18 @@ class EarliestFinish:
 
     def choose(self, task: Task, agents: Sequence[AgentState], now: float) -> AgentState | None:
         best = None
-        best_key: tuple[float, int] | None = None
-        for a in agents:
-            finish = a.available_at(now) + task.duration / a.speed
-            key = (finish, 0 if a.free > 0 else 1)  # on a tie, a free agent now
-            if best_key is None or key < best_key:
-                best, best_key = a, key
+        d = task.duration
+        best_finish = 0.0
+        for a in agents:  # free agents first: cheap, and usually the answer
+            if a.free > 0:
+                finish = now + a.hold_s + d / a.speed
+                if best is None or finish < best_finish:
+                    best, best_finish = a, finish
+        for a in agents:  # a busy agent wins only by finishing strictly sooner
+            if a.free <= 0 and (best is None or now + d / a.speed < best_finish):
+                finish = a.available_at(now) + d / a.speed
+                if best is None or finish < best_finish:
+                    best, best_finish = a, finish
         return best
 
 
