@@ -63,7 +63,7 @@ class TaskTiming:
         return (self.end - self.start) if self.start is not None and self.end is not None else 0.0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class RunReport:
     run_id: str
     makespan_s: float
@@ -79,6 +79,9 @@ class RunReport:
     cost: float
     answer: Any = None
     timings: dict[str, TaskTiming] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"RunReport({self.run_id!r}, makespan_s={self.makespan_s:.6g}, tasks={self.tasks})"
 
     @property
     def efficiency(self) -> float:

@@ -1,0 +1,373 @@
+"""The asyncio driver: real calls, dataflow dispatch, structured concurrency.
+
+Theory of operation
+-------------------
+The driver is a thin loop around the sans-I/O :class:`~paragents.core.scheduler.Scheduler`:
+it turns what happens in the world into scheduler calls and carries out the decisions.
+
+* ``Dispatch`` -> a child task in the run's :class:`asyncio.TaskGroup` that performs the
+  attempt (a Python callable, or an LLM call on the agent's backend through that
+  endpoint's admission control) under the task's timeout.  When the attempt ends, the
+  child itself reports to the scheduler and carries out the new decisions, so a task's
+  successors are dispatched in the same turn of the event loop in which it finished:
+  there is no central queue and no superstep.
+* ``Retry`` -> a timer (``loop.call_at``) that calls ``Scheduler.tick`` at ``not_before``.
+* ``Cancel`` -> ``cancel()`` on that attempt's child task.
+
+Every child belongs to the TaskGroup, which the run owns: when :meth:`Runtime.run`
+returns, or is cancelled, no task of the run is left behind, and retry timers are
+cancelled.  Failures never escape a child: they become ``task_failed`` reports
+(retryable unless the error says otherwise), so one bad task cannot tear down the run.
+A ``RateLimited`` error also blocks the endpoint for its Retry-After, for every agent
+that uses it.
+
+Time is ``loop.time()`` measured from the run's start; it goes into every scheduler call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..agents import Agent
+from ..backends.base import Request, estimate_tokens
+from ..core.errors import BackendError, ParagentsError, RateLimited, SchedulingError, TaskTimeout
+from ..core.events import Cancel, Decision, Dispatch, Event, Expansion, Retry
+from ..core.graph import Task, TaskGraph
+from ..core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES, AssignPolicy, Backoff, PriorityPolicy
+from ..core.report import RunReport, build_report
+from ..core.scheduler import Scheduler
+from .limits import AdmissionControl, Limits
+
+__all__ = ["RunResult", "Runtime", "TaskContext", "arun", "run"]
+
+EventHook = Callable[[Event, Scheduler], None]
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """What a callable task receives: its task, agent, attempt, and its inputs' results.
+
+    ``inputs`` maps each dependency's id to its result.  ``expand(tasks, edges)`` adds
+    tasks to the graph when this task finishes (see :class:`~paragents.core.events.Expansion`).
+    """
+
+    task: Task
+    agent: Agent
+    attempt: int
+    inputs: dict[str, Any]
+    expansion: Expansion | None = None
+
+    def expand(self, tasks: Iterable[Task], edges: Iterable[tuple[str, str]] = (), *, rewire: bool = True) -> None:
+        self.expansion = Expansion(tuple(tasks), tuple(edges), rewire)
+
+
+@dataclass(slots=True, repr=False)
+class RunResult:
+    run_id: str
+    report: RunReport
+    results: dict[str, Any]
+    errors: dict[str, str]
+    events: list[Event]
+    graph: TaskGraph
+    answer: Any = None
+
+    def __repr__(self) -> str:  # short: asyncio formats a finished task's result with repr
+        t = self.report.tasks
+        return f"RunResult({self.run_id!r}, {t['done']}/{t['total']} done, makespan {self.report.makespan_s:.3f} s)"
+
+
+def _resolve_priority(priority: str | PriorityPolicy, aging: float) -> PriorityPolicy:
+    if not isinstance(priority, str):
+        return priority
+    try:
+        return PRIORITY_POLICIES[priority](aging=aging)  # type: ignore[call-arg]
+    except KeyError:
+        raise SchedulingError(
+            f"unknown priority policy {priority!r} (choose from {', '.join(PRIORITY_POLICIES)})"
+        ) from None
+
+
+def _resolve_assign(assign: str | AssignPolicy) -> AssignPolicy:
+    if not isinstance(assign, str):
+        return assign
+    try:
+        return ASSIGN_POLICIES[assign]()
+    except KeyError:
+        raise SchedulingError(
+            f"unknown assignment policy {assign!r} (choose from {', '.join(ASSIGN_POLICIES)})"
+        ) from None
+
+
+_KINDS: dict[Any, tuple[bool, bool]] = {}
+
+
+def _callable_kind(fn: Callable[..., Any]) -> tuple[bool, bool]:
+    """``(takes_context, is_async)`` of a task callable, computed once per callable.
+
+    A callable takes the :class:`TaskContext` if it has a required positional parameter.
+    """
+    kind = _KINDS.get(fn)
+    if kind is None:
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) and p.default is p.empty
+        ]
+        kind = _KINDS[fn] = (bool(params), inspect.iscoroutinefunction(fn))
+    return kind
+
+
+def build_prompt(task: Task, inputs: Mapping[str, Any]) -> str:
+    """The prompt of an LLM task: its own text, then the results of its inputs."""
+    if not inputs:
+        return task.prompt
+    parts = [task.prompt, "", "Results of the tasks this one depends on:"]
+    for tid, value in inputs.items():
+        parts.append(f"## {tid}\n{value}")
+    return "\n".join(parts)
+
+
+class Runtime:
+    """One run of a graph on real agents.  ``await Runtime(...).run()``; while it runs,
+    :meth:`cancel` stops one task (and what depends on it) or the whole run, and
+    :meth:`add_tasks` grows the graph."""
+
+    def __init__(
+        self,
+        graph: TaskGraph,
+        agents: Iterable[Agent],
+        *,
+        priority: str | PriorityPolicy = "critical_path",
+        assign: str | AssignPolicy = "earliest_finish",
+        aging: float = 0.0,
+        backoff: Backoff | None = None,
+        limits: Mapping[str, Limits] | AdmissionControl | None = None,
+        failover_after: int = 2,
+        seed: int = 0,
+        run_id: str | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        self.graph = graph
+        self.agents: dict[str, Agent] = {}
+        for a in agents:
+            if a.name in self.agents:
+                raise SchedulingError(f"duplicate agent name {a.name!r}")
+            self.agents[a.name] = a
+        self.scheduler = Scheduler(
+            graph,
+            self.agents.values(),
+            priority=_resolve_priority(priority, aging),
+            assign=_resolve_assign(assign),
+            backoff=backoff,
+            failover_after=failover_after,
+            seed=seed,
+        )
+        self.admission = limits if isinstance(limits, AdmissionControl) else AdmissionControl(limits)
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.results: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self._on_event = on_event
+        self._seen = 0
+        self._children: dict[str, asyncio.Task[None]] = {}
+        self._timers: list[asyncio.TimerHandle] = []
+        self._tg: asyncio.TaskGroup | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._t0 = 0.0
+        self._finished: asyncio.Event | None = None
+        self._fatal: BaseException | None = None
+
+    # ----------------------------------------------------------------- public
+    async def run(self) -> RunResult:
+        loop = self._loop = asyncio.get_running_loop()
+        self._finished = asyncio.Event()
+        self._t0 = loop.time()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._apply(self.scheduler.start(0.0))
+                await self._finished.wait()
+        finally:
+            self._tg = None
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
+        if self._fatal is not None:
+            raise self._fatal
+        return self._result()
+
+    def cancel(self, task_id: str | None = None, reason: str = "cancelled by user") -> None:
+        """Cancel one task and everything downstream of it, or the whole run."""
+        self._apply(self.scheduler.cancel(task_id, now=self._now(), reason=reason))
+
+    def add_tasks(self, tasks: Iterable[Task], edges: Iterable[tuple[str, str]] = ()) -> None:
+        """Grow the graph while it runs (new edges may end only in tasks not yet started)."""
+        self._apply(self.scheduler.tasks_added(tasks, edges, now=self._now()))
+
+    # --------------------------------------------------------------- internals
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time() - self._t0
+
+    def _apply(self, decisions: list[Decision]) -> None:
+        """Carry out the scheduler's decisions, then check whether the run has ended."""
+        for d in decisions:
+            if type(d) is Dispatch:
+                assert self._tg is not None
+                self._children[d.task] = self._tg.create_task(self._attempt(d.task, d.agent, d.attempt))
+            elif type(d) is Retry:
+                assert self._loop is not None
+                self._timers.append(self._loop.call_at(self._t0 + d.not_before, self._tick))
+            elif type(d) is Cancel:
+                child = self._children.pop(d.task, None)
+                if child is not None:
+                    child.cancel()
+        if self._on_event is not None:
+            self._emit()
+        sched = self.scheduler
+        if sched.done or sched.stalled:
+            if sched.stalled:
+                self._fatal = SchedulingError(f"run stalled: no agent can take the remaining tasks ({sched.counts})")
+            assert self._finished is not None
+            self._finished.set()
+
+    def _emit(self) -> None:
+        assert self._on_event is not None
+        events = self.scheduler.events
+        while self._seen < len(events):
+            self._on_event(events[self._seen], self.scheduler)
+            self._seen += 1
+
+    def _tick(self) -> None:
+        self._apply(self.scheduler.tick(self._now()))
+
+    async def _attempt(self, tid: str, agent_name: str, attempt: int) -> None:
+        """Perform one attempt and report its outcome; never raises except on cancellation."""
+        task = self.graph[tid]
+        agent = self.agents[agent_name]
+        sched = self.scheduler
+        inputs = {p: self.results.get(p) for p in self.graph.predecessors(tid)}
+        try:
+            result, usage, expansion = await self._perform(task, agent, attempt, inputs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every failure becomes a report to the scheduler
+            retryable = getattr(exc, "retryable", True)
+            retry_after = None
+            if isinstance(exc, RateLimited):
+                retry_after = exc.retry_after
+                if agent.backend is not None and retry_after:
+                    self.admission.for_endpoint(agent.backend.endpoint).retry_after(retry_after)
+            message = str(exc) if isinstance(exc, ParagentsError) else f"{type(exc).__name__}: {exc}"
+            if self._children.get(tid) is asyncio.current_task():
+                del self._children[tid]
+            self.errors[tid] = message
+            self._apply(
+                sched.task_failed(
+                    tid, self._now(), error=message, retryable=retryable, retry_after=retry_after, attempt=attempt
+                )
+            )
+            return
+        if self._children.get(tid) is asyncio.current_task():
+            del self._children[tid]
+        try:
+            decisions = sched.task_finished(tid, self._now(), usage=usage, expansion=expansion, attempt=attempt)
+        except ParagentsError as exc:  # an invalid expansion fails its task, not the run
+            self.errors[tid] = f"invalid expansion: {exc}"
+            decisions = sched.task_failed(tid, self._now(), error=self.errors[tid], retryable=False, attempt=attempt)
+        else:
+            self.results[tid] = result
+            self.errors.pop(tid, None)
+        self._apply(decisions)
+
+    async def _perform(
+        self, task: Task, agent: Agent, attempt: int, inputs: dict[str, Any]
+    ) -> tuple[Any, Mapping[str, Any] | None, Expansion | None]:
+        fn = task.action
+        if fn is None:
+            return await self._complete(task, agent, inputs)
+        takes_ctx, is_async = _callable_kind(fn)
+        ctx = TaskContext(task, agent, attempt, inputs)
+        args = (ctx,) if takes_ctx else ()
+        loop = self._loop
+        assert loop is not None
+        started = loop.time()
+        if is_async:
+            result = await (fn(*args) if task.timeout is None else self._within_timeout(task, fn(*args)))
+        elif task.meta.get("inline"):
+            result = fn(*args)
+        else:  # a plain function runs in a worker thread so the loop keeps dispatching
+            result = await self._within_timeout(task, asyncio.to_thread(fn, *args))
+        if inspect.isawaitable(result):
+            result = await self._within_timeout(task, result)
+        return result, {"compute_s": loop.time() - started}, ctx.expansion
+
+    async def _within_timeout(self, task: Task, aw: Awaitable[Any]) -> Any:
+        if task.timeout is None:
+            return await aw
+        try:
+            async with asyncio.timeout(task.timeout):
+                return await aw
+        except TimeoutError:
+            raise TaskTimeout(f"task {task.id!r} timed out after {task.timeout:g} s") from None
+
+    async def _complete(
+        self, task: Task, agent: Agent, inputs: dict[str, Any]
+    ) -> tuple[Any, Mapping[str, Any] | None, Expansion | None]:
+        backend = agent.backend
+        if backend is None:
+            raise _NoBackend(f"task {task.id!r} has no action and agent {agent.name!r} has no backend")
+        prompt = build_prompt(task, inputs)
+        request = Request(
+            prompt=prompt,
+            system=agent.system_prompt,
+            max_tokens=agent.max_tokens,
+            expected_tokens=task.tokens or None,
+        )
+        limiter = self.admission.for_endpoint(backend.endpoint)
+        estimate = estimate_tokens(agent.system_prompt + prompt) + (task.tokens or agent.max_tokens)
+        async with limiter.admit(estimate):
+            completion = await self._within_timeout(task, backend.complete(request))
+        used = completion.prompt_tokens + completion.completion_tokens
+        limiter.settle(estimate, used)
+        usage = {
+            "compute_s": completion.compute_s,
+            "transfer_s": completion.transfer_s,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "cost": used / 1000.0 * agent.cost_per_1k_tokens,
+        }
+        return completion.text, usage, None
+
+    def _result(self) -> RunResult:
+        sinks = [t for t in self.graph.sinks() if t in self.results]
+        answer: Any
+        if len(sinks) == 1:
+            answer = self.results[sinks[0]]
+        else:
+            answer = {t: self.results[t] for t in sinks} or None
+        errors = {t: e for t, e in self.errors.items() if t not in self.results}
+        report = build_report(self.scheduler.events, self.graph, run_id=self.run_id)
+        return RunResult(self.run_id, report, dict(self.results), errors, self.scheduler.events, self.graph, answer)
+
+
+class _NoBackend(BackendError):
+    retryable = False
+
+
+async def arun(graph: TaskGraph, agents: Iterable[Agent], **options: Any) -> RunResult:
+    """Run ``graph`` on ``agents`` and return results, errors, the event log and the report.
+
+    Options are :class:`Runtime`'s: ``priority``, ``assign``, ``aging``, ``backoff``,
+    ``limits``, ``failover_after``, ``seed``, ``run_id``, ``on_event``.
+    """
+    return await Runtime(graph, agents, **options).run()
+
+
+def run(graph: TaskGraph, agents: Iterable[Agent], **options: Any) -> RunResult:
+    """Synchronous :func:`arun`."""
+    return asyncio.run(arun(graph, agents, **options))
