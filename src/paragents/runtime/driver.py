@@ -260,8 +260,6 @@ class Runtime:
             retry_after = None
             if isinstance(exc, RateLimited):
                 retry_after = exc.retry_after
-                if agent.backend is not None and retry_after:
-                    self.admission.for_endpoint(agent.backend.endpoint).retry_after(retry_after)
             message = str(exc) if isinstance(exc, ParagentsError) else f"{type(exc).__name__}: {exc}"
             if self._children.get(tid) is asyncio.current_task():
                 del self._children[tid]
@@ -331,7 +329,12 @@ class Runtime:
         limiter = self.admission.for_endpoint(backend.endpoint)
         estimate = estimate_tokens(agent.system_prompt + prompt) + (task.tokens or agent.max_tokens)
         async with limiter.admit(estimate):
-            completion = await self._within_timeout(task, backend.complete(request))
+            try:
+                completion = await self._within_timeout(task, backend.complete(request))
+            except RateLimited as exc:
+                if exc.retry_after:  # block the endpoint before the slot goes to the next caller
+                    limiter.retry_after(exc.retry_after)
+                raise
         used = completion.prompt_tokens + completion.completion_tokens
         limiter.settle(estimate, used)
         usage = {
