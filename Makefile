@@ -1,0 +1,40 @@
+# Everything paragents needs is installed by this file into $(VENV), from the project's
+# own pyproject.toml.  `make run` and `make test` are the README's two commands.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WORKFLOW ?= examples/research_report.yaml
+ARGS ?=
+PYTEST_ARGS ?= -q
+
+.PHONY: install install-bench run test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-bench: $(VENV)/.installed-bench
+
+run: install
+	$(BIN)/paragents run $(WORKFLOW) $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-bench
+	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/uneven_branches.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis
