@@ -354,7 +354,7 @@ class Runtime:
         else:
             answer = {t: self.results[t] for t in sinks} or None
         errors = {t: e for t, e in self.errors.items() if t not in self.results}
-        report = build_report(self.scheduler.events, self.graph, run_id=self.run_id)
+        report = build_report(self.scheduler.events, self.graph, run_id=self.run_id, answer=answer)
         return RunResult(self.run_id, report, dict(self.results), errors, self.scheduler.events, self.graph, answer)
 
 
