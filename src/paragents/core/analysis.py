@@ -103,7 +103,9 @@ def critical_path(graph: TaskGraph, durations: Durations | None = None) -> list[
                 prev, start = p, best[p]
         best[t] = start + d[t]
         via[t] = prev
-    end = max(order, key=lambda t: best[t])  # first maximum in topological order
+    # The first maximum among the sinks, in topological order: with durations >= 0 some
+    # longest path ends in a sink, and stopping before zero-length tail tasks would not.
+    end = max((t for t in order if not graph.successors(t)), key=lambda t: best[t])
     path = [end]
     while (p := via[path[-1]]) is not None:
         path.append(p)

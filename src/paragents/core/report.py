@@ -160,7 +160,8 @@ def build_report(
             data = e.data or {}
             if kind == "finished":
                 tt.state, tt.end = "done", e.time
-                tt.compute_s += float(data.get("compute_s", e.time - (tt.start or e.time)))
+                ran_for = e.time - tt.start if tt.start is not None else 0.0
+                tt.compute_s += float(data.get("compute_s", ran_for))
                 tt.transfer_s += float(data.get("transfer_s", 0.0))
                 tt.prompt_tokens += int(data.get("prompt_tokens", 0))
                 tt.completion_tokens += int(data.get("completion_tokens", 0))

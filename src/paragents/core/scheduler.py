@@ -38,8 +38,9 @@ is never dispatched again.
 Failures: a retryable failure with retries left goes to BACKOFF and comes back when a
 :meth:`tick` passes ``not_before`` (exponential backoff with seeded jitter, floored by the
 server's Retry-After).  After ``failover_after`` failures on one agent, the task avoids
-that agent when another capable one exists.  A task that fails for good cancels every
-task downstream of it (they can never get their inputs).
+that agent when another capable one with slots exists.  A task that fails for good
+cancels every task downstream of it (they can never get their inputs), and so does a
+failed or cancelled task that new work is made to depend on.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class Scheduler:
     def stalled(self) -> bool:
         """Tasks remain but nothing runs, nothing waits for a retry, and nothing can start."""
         c = self._counts
-        return self._started and not self.done and c[RUNNING] == 0 and not self._backoff
+        return self._started and not self.done and c[RUNNING] == 0 and self.next_wakeup is None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -301,7 +302,8 @@ class Scheduler:
     def tasks_added(
         self, tasks: Iterable[Task], edges: Iterable[tuple[str, str]] = (), *, now: float, by: str | None = None
     ) -> list[Decision]:
-        """Grow the graph while it runs.  New edges may only end in tasks that have not started."""
+        """Grow the graph while it runs.  New edges may only end in tasks that have not started;
+        a task given an input that already failed or was cancelled is cancelled at once."""
         out: list[Decision] = []
         self._add_tasks(list(tasks), list(edges), now, by)
         self._fill(now, out)
@@ -443,20 +445,27 @@ class Scheduler:
             rec = _Rec(task)
             recs[task.id] = rec
             self._counts[PENDING] += 1
+        doomed: list[str] = []
         for task in tasks:
             rec = recs[task.id]
             waiting = 0
-            doomed = None
+            ended = None
             for p in graph.predecessors(task.id):
                 pstate = recs[p].state
                 if pstate is not DONE:
                     waiting += 1
                     if pstate.terminal:
-                        doomed = p
+                        ended = p
             rec.waiting = waiting
-            if doomed is not None:
+            if ended is not None:
                 self._move(rec, "cancel")
-                self.events.append(Event(now, "cancelled", task.id, data={"reason": f"upstream task {doomed!r} ended"}))
+                self.events.append(Event(now, "cancelled", task.id, data={"reason": f"upstream task {ended!r} ended"}))
+                doomed.append(task.id)
+        # New tasks listed before a doomed one they depend on (and existing tasks fed by
+        # it through new edges) can never get their inputs either; none of them has
+        # started, so no Cancel decision is needed.
+        for tid in doomed:
+            self._cancel_downstream(tid, now, f"upstream task {tid!r} ended", [])
 
     def _add_tasks(self, tasks: list[Task], edges: list[tuple[str, str]], now: float, by: str | None) -> None:
         recs = self._recs
@@ -469,18 +478,27 @@ class Scheduler:
         if not self._started:
             return
         self._admit(tasks, now)
+        doomed: list[tuple[str, str]] = []
         for u, v in edges:
             if v in ids:
                 continue
             rec = recs[v]
-            if recs[u].state is not DONE:
+            ustate = recs[u].state
+            if ustate is not DONE:
                 rec.waiting += 1
                 if rec.state is READY:
                     self._move(rec, "new_input")
                     rec.qseq = -1
+                if ustate.terminal:
+                    doomed.append((u, v))
         self.events.append(
             Event(now, "added", data={"tasks": [t.id for t in tasks], "edges": [list(e) for e in edges], "by": by})
         )
+        for u, v in doomed:  # a new input that failed or was cancelled: v can never run
+            rec = recs[v]
+            if not rec.state.terminal:
+                self._cancel_one(rec, now, f"upstream task {u!r} ended", [])
+                self._cancel_downstream(v, now, f"upstream task {v!r} cancelled", [])
         self._refresh_priorities()
         for task in tasks:
             rec = recs[task.id]
@@ -495,7 +513,10 @@ class Scheduler:
             new_ids = {t.id for t in tasks}
             feeds = {d for t in tasks for d in t.depends_on} | {u for u, _ in edges}
             sinks = [t.id for t in tasks if t.id not in feeds]
-            edges += [(k, s) for s in self.graph.successors(pid) if s not in new_ids for k in sinks]
+            # Successors that already ended (cancelled, or failed for want of an agent)
+            # wait for nothing any more: only the live ones are rewired.
+            live = [s for s in self.graph.successors(pid) if s not in new_ids and not self._recs[s].state.terminal]
+            edges += [(k, s) for s in live for k in sinks]
         self._add_tasks(tasks, edges, now, pid)
 
     def _refresh_priorities(self) -> None:
@@ -558,22 +579,23 @@ class Scheduler:
                 break
             rec = best_e[2]
             cands = best_g.agents
-            if rec.avoid:
-                cands = [a for a in cands if a.name not in rec.avoid] or cands
+            if rec.avoid:  # failover: avoid agents it failed on while another one has slots
+                cands = [a for a in cands if a.name not in rec.avoid and a.slots > 0] or cands
             agent = assign.choose(rec.task, cands, now)
             heapq.heappop(best_g.heap)
             if agent is not None and agent.free > 0:
                 self._dispatch(rec, agent, now, out)
                 continue
-            # The policy prefers to wait (for a busy, faster agent): promise that agent
-            # the time and look further down this queue, a bounded number of times.
+            # The policy prefers to wait (for a busy, faster agent), or this task avoids
+            # the agents that are free: promise the chosen agent the time and look further
+            # down this queue, a bounded number of times.
             if deferred is None:
                 deferred = []
             deferred.append((best_g, best_e))
             if agent is not None:
                 agent.hold_s += rec.task.duration / agent.speed
                 held.append(agent)
-            if len(deferred) >= LOOKAHEAD or agent is None:
+            if len(deferred) >= LOOKAHEAD or (agent is None and cands is best_g.agents):
                 blocked.add(id(best_g))
         if deferred:
             for g, e in deferred:

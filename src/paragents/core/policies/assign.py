@@ -17,7 +17,8 @@ weights, a seeded RNG) and are deterministic under the scheduler's seed.
                           generalists stay free for work only they can do; ties: least loaded.
 ``earliest_finish``       HEFT-style: the agent on which the task would finish first,
                           ``available_at + duration / speed``; busy agents count from their
-                          expected next free slot, so a task may wait for a fast agent.
+                          expected next free slot, so a task may wait for a fast agent (never
+                          for one that has no slots at all).
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ class EarliestFinish:
                 if best is None or finish < best_finish:
                     best, best_finish = a, finish
         for a in agents:  # a busy agent wins only by finishing strictly sooner
-            if a.free <= 0 and (best is None or now + d / a.speed < best_finish):
+            if a.free <= 0 and a.slots > 0 and (best is None or now + d / a.speed < best_finish):
                 finish = a.available_at(now) + d / a.speed
                 if best is None or finish < best_finish:
                     best, best_finish = a, finish
