@@ -117,6 +117,20 @@ def scenarios(draw: st.DrawFn, max_tasks: int = 14, with_failures: bool = True) 
 # ---------------------------------------------------------------------------- networkx
 
 
+def diamond() -> TaskGraph:
+    """A small hand-checkable graph: critical path a-b-d of 6, total work 7."""
+    #   a(2) -> b(3) -> d(1)
+    #   a(2) -> c(1) -> d(1)
+    return TaskGraph(
+        [
+            Task("a", duration=2.0),
+            Task("b", duration=3.0, depends_on=("a",)),
+            Task("c", duration=1.0, depends_on=("a",)),
+            Task("d", duration=1.0, depends_on=("b", "c")),
+        ]
+    )
+
+
 def split_networkx(graph: TaskGraph, durations: dict[str, float] | None = None) -> nx.DiGraph:
     """The graph with each task ``t`` split into ``(t, 'in') -> (t, 'out')`` weighted by its
     duration, and each dependency an edge of weight 0: node-weighted longest paths of the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -25,6 +25,18 @@ def sleeper(seconds: float) -> Callable[[], object]:
         return seconds
 
     return work
+
+
+def sleeps_until_cancelled(cleaned: list[str]) -> Callable[[TaskContext], Awaitable[None]]:
+    """A long task that records its id when it is torn down."""
+
+    async def long(ctx: TaskContext) -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.append(ctx.task.id)
+
+    return long
 
 
 def first_index(events: list, kind: str, task: str) -> int:
@@ -203,12 +215,7 @@ async def test_failure_cancels_downstream_and_keeps_finished_work() -> None:
 
 async def test_cancelling_the_run_leaves_no_task_behind() -> None:
     cleaned: list[str] = []
-
-    async def long(ctx: TaskContext) -> None:
-        try:
-            await asyncio.sleep(10)
-        finally:
-            cleaned.append(ctx.task.id)
+    long = sleeps_until_cancelled(cleaned)
 
     graph = TaskGraph([Task(f"long{i}", action=long) for i in range(4)] + [Task("end", depends_on=("long0",))])
     runtime = Runtime(graph, [Agent("a", slots=4)])
@@ -223,12 +230,7 @@ async def test_cancelling_the_run_leaves_no_task_behind() -> None:
 
 async def test_cancelling_the_caller_cancels_every_attempt() -> None:
     cleaned: list[str] = []
-
-    async def long(ctx: TaskContext) -> None:
-        try:
-            await asyncio.sleep(10)
-        finally:
-            cleaned.append(ctx.task.id)
+    long = sleeps_until_cancelled(cleaned)
 
     graph = TaskGraph([Task(f"long{i}", action=long) for i in range(3)])
     outer = asyncio.create_task(arun(graph, [Agent("a", slots=3)]))

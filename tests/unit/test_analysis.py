@@ -24,22 +24,9 @@ from paragents.core.analysis import (
 from paragents.core.graph import Task, TaskGraph
 from paragents.core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES
 from paragents.sim.virtual import run_virtual
-from strategies import POSITIVE_QUARTERS, nx_longest_path_length, slot_speeds, split_networkx, task_graphs
+from strategies import POSITIVE_QUARTERS, diamond, nx_longest_path_length, slot_speeds, split_networkx, task_graphs
 
 SPEED_LISTS = st.lists(st.sampled_from([0.5, 1.0, 2.0, 4.0]), min_size=1, max_size=4)
-
-
-def diamond() -> TaskGraph:
-    #   a(2) -> b(3) -> d(1)
-    #   a(2) -> c(1) -> d(1)
-    return TaskGraph(
-        [
-            Task("a", duration=2.0),
-            Task("b", duration=3.0, depends_on=("a",)),
-            Task("c", duration=1.0, depends_on=("a",)),
-            Task("d", duration=1.0, depends_on=("b", "c")),
-        ]
-    )
 
 
 # ----------------------------------------------------------------------------- by hand

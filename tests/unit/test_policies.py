@@ -34,7 +34,7 @@ from paragents.core.policies import (
     WeightedRoundRobin,
 )
 from paragents.sim.virtual import run_virtual
-from strategies import Scenario, check_schedule, check_static_bound, scenarios
+from strategies import Scenario, check_schedule, check_static_bound, diamond, scenarios
 
 TASK = Task("t", duration=4.0)
 
@@ -47,17 +47,6 @@ def busy(agent: AgentState, until: float, task: str = "x") -> AgentState:
     agent.running[task] = until
     agent.free -= 1
     return agent
-
-
-def diamond() -> TaskGraph:
-    return TaskGraph(
-        [
-            Task("a", duration=2.0),
-            Task("b", duration=3.0, depends_on=("a",)),
-            Task("c", duration=1.0, depends_on=("a",)),
-            Task("d", duration=1.0, depends_on=("b", "c")),
-        ]
-    )
 
 
 # ============================================================================ registries
