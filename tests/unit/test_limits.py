@@ -49,9 +49,8 @@ async def test_concurrency_never_exceeds_limit_and_reaches_it() -> None:
     assert limiter.throttled_s > 0
 
 
-async def test_requests_per_minute_spaces_admissions() -> None:
-    # 600/min is one request every 0.1 s; burst_s=0.1 makes the bucket hold exactly one.
-    limiter = EndpointLimiter("e", Limits(requests_per_minute=600, burst_s=0.1))
+async def admission_times(limiter: EndpointLimiter, n: int) -> list[float]:
+    """Start ``n`` callers at once; the times at which each was admitted, in order."""
     starts: list[float] = []
 
     async def call() -> None:
@@ -59,8 +58,15 @@ async def test_requests_per_minute_spaces_admissions() -> None:
             starts.append(time.monotonic())
 
     async with asyncio.TaskGroup() as group:
-        for _ in range(6):
+        for _ in range(n):
             group.create_task(call())
+    return starts
+
+
+async def test_requests_per_minute_spaces_admissions() -> None:
+    # 600/min is one request every 0.1 s; burst_s=0.1 makes the bucket hold exactly one.
+    limiter = EndpointLimiter("e", Limits(requests_per_minute=600, burst_s=0.1))
+    starts = await admission_times(limiter, 6)
 
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
     assert all(gap >= 0.09 for gap in gaps), gaps
@@ -70,15 +76,7 @@ async def test_requests_per_minute_spaces_admissions() -> None:
 async def test_burst_admits_bucket_capacity_at_once_then_paces() -> None:
     # 600/min with burst_s=0.5: five requests at once, the sixth 0.1 s later.
     limiter = EndpointLimiter("e", Limits(requests_per_minute=600, burst_s=0.5))
-    starts: list[float] = []
-
-    async def call() -> None:
-        async with limiter.admit():
-            starts.append(time.monotonic())
-
-    async with asyncio.TaskGroup() as group:
-        for _ in range(6):
-            group.create_task(call())
+    starts = await admission_times(limiter, 6)
 
     assert starts[4] - starts[0] < 0.05
     assert starts[5] - starts[0] >= 0.09
