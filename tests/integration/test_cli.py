@@ -220,7 +220,8 @@ def test_ctrl_c_exits_130_without_a_traceback(tmp_path: Path) -> None:
         # A shell may start background jobs with SIGINT ignored; the child must see it.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    time.sleep(3)  # past start-up: the run is waiting on the model
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=3)  # still running after start-up: the run is waiting on the model
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
 

@@ -32,7 +32,7 @@ def sleeps_until_cancelled(cleaned: list[str]) -> Callable[[TaskContext], Awaita
 
     async def long(ctx: TaskContext) -> None:
         try:
-            await asyncio.sleep(10)
+            await asyncio.Event().wait()  # until cancelled
         finally:
             cleaned.append(ctx.task.id)
 
