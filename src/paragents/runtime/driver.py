@@ -68,17 +68,24 @@ class TaskContext:
 
 @dataclass(slots=True, repr=False)
 class RunResult:
+    """What a run produced.  The report is computed from the event log on first access."""
+
     run_id: str
-    report: RunReport
     results: dict[str, Any]
     errors: dict[str, str]
     events: list[Event]
     graph: TaskGraph
     answer: Any = None
+    _report: RunReport | None = None
+
+    @property
+    def report(self) -> RunReport:
+        if self._report is None:
+            self._report = build_report(self.events, self.graph, run_id=self.run_id, answer=self.answer)
+        return self._report
 
     def __repr__(self) -> str:  # short: asyncio formats a finished task's result with repr
-        t = self.report.tasks
-        return f"RunResult({self.run_id!r}, {t['done']}/{t['total']} done, makespan {self.report.makespan_s:.3f} s)"
+        return f"RunResult({self.run_id!r}, {len(self.results)}/{len(self.graph)} done)"
 
 
 def _resolve_priority(priority: str | PriorityPolicy, aging: float) -> PriorityPolicy:
@@ -250,9 +257,8 @@ class Runtime:
         task = self.graph[tid]
         agent = self.agents[agent_name]
         sched = self.scheduler
-        inputs = {p: self.results.get(p) for p in self.graph.predecessors(tid)}
         try:
-            result, usage, expansion = await self._perform(task, agent, attempt, inputs)
+            result, usage, expansion = await self._perform(task, agent, attempt)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure becomes a report to the scheduler
@@ -282,17 +288,24 @@ class Runtime:
             self.errors.pop(tid, None)
         self._apply(decisions)
 
+    def _inputs(self, tid: str) -> dict[str, Any]:
+        return {p: self.results.get(p) for p in self.graph.predecessors(tid)}
+
     async def _perform(
-        self, task: Task, agent: Agent, attempt: int, inputs: dict[str, Any]
+        self, task: Task, agent: Agent, attempt: int
     ) -> tuple[Any, Mapping[str, Any] | None, Expansion | None]:
         fn = task.action
         if fn is None:
-            return await self._complete(task, agent, inputs)
+            return await self._complete(task, agent, self._inputs(task.id))
         takes_ctx, is_async = _callable_kind(fn)
-        ctx = TaskContext(task, agent, attempt, inputs)
-        args = (ctx,) if takes_ctx else ()
         loop = self._loop
         assert loop is not None
+        if is_async and not takes_ctx and task.timeout is None:  # the lean path: no context to build
+            started = loop.time()
+            result = await fn()
+            return result, {"compute_s": loop.time() - started}, None
+        ctx = TaskContext(task, agent, attempt, self._inputs(task.id))
+        args = (ctx,) if takes_ctx else ()
         started = loop.time()
         if is_async:
             result = await (fn(*args) if task.timeout is None else self._within_timeout(task, fn(*args)))
@@ -354,8 +367,7 @@ class Runtime:
         else:
             answer = {t: self.results[t] for t in sinks} or None
         errors = {t: e for t, e in self.errors.items() if t not in self.results}
-        report = build_report(self.scheduler.events, self.graph, run_id=self.run_id, answer=answer)
-        return RunResult(self.run_id, report, dict(self.results), errors, self.scheduler.events, self.graph, answer)
+        return RunResult(self.run_id, dict(self.results), errors, self.scheduler.events, self.graph, answer)
 
 
 class _NoBackend(BackendError):
