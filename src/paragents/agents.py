@@ -3,7 +3,8 @@
 An :class:`Agent` is a role with skills, a system prompt, a backend (an LLM endpoint, or
 none for agents that only run Python callables), a number of concurrent ``slots``, a
 relative ``speed`` (used by the scheduler's estimates: a task of duration ``d`` is
-expected to take ``d / speed`` on it) and a price per 1,000 tokens.  The scheduling core
+expected to take ``d / speed`` on it), a price per 1,000 tokens, and a ``reliability``
+that weighs its answers where a join takes a weighted mean.  The scheduling core
 sees only ``name``, ``skills``, ``slots`` and ``speed``.
 """
 
@@ -30,6 +31,7 @@ class Agent:
     system_prompt: str = ""
     cost_per_1k_tokens: float = 0.0
     max_tokens: int = 256
+    reliability: float = 1.0  # weight of its answers in a weighted_mean join
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -40,6 +42,8 @@ class Agent:
             raise WorkflowError(f"agent {self.name!r}: slots must be >= 1, got {self.slots}")
         if self.speed <= 0:
             raise WorkflowError(f"agent {self.name!r}: speed must be > 0, got {self.speed}")
+        if not 0 <= self.reliability <= 1:
+            raise WorkflowError(f"agent {self.name!r}: reliability must be in [0, 1], got {self.reliability}")
 
 
 class AgentPool:

@@ -36,7 +36,9 @@ simulated one (``sim://default``).
 
 Tasks with a ``call: "package.module:function"`` run that Python callable (resolved with
 :mod:`importlib`; a workflow file's own directory is importable while it loads); tasks
-without one are LLM calls on their agent's backend.
+with ``aggregate`` (``vote``, ``mean``, ``weighted_mean``, ``merge``) combine their
+inputs as :mod:`paragents.aggregate` says; other tasks are LLM calls on their agent's
+backend.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from typing import Any, NamedTuple, TypeVar
 import yaml
 
 from .agents import Agent
+from .aggregate import aggregator, merge_prompt
 from .backends.base import Backend
 from .backends.simulated import SimulatedBackend
 from .core.agent_state import WILDCARD
@@ -219,6 +222,7 @@ _AGENT = {
     "system_prompt": _F("str"),
     "cost_per_1k_tokens": _F("number", low=0),
     "max_tokens": _F("int", low=1),
+    "reliability": _F("number", low=0, high=1),
 }
 _TASK = {
     "id": _F("str", _REQUIRED),
@@ -233,6 +237,7 @@ _TASK = {
     "agent": _F("str", None, nullable=True),
     "expandable": _F("bool"),
     "call": _F("str", None, nullable=True),
+    "aggregate": _F("str", None, nullable=True),
 }
 
 
@@ -525,13 +530,21 @@ def _tasks(raw: list[Any], agents: Sequence[Agent], search: Path | None) -> list
             who = f"pinned agent {pin!r} lacks" if pin is not None else "no agent has"
             raise WorkflowError(f"{where}: {who} the skills {need} (agents' skills: {offered})")
         call = values.pop("call")
+        kind = values.pop("aggregate")
         action = None
-        if call is not None:
-            try:
+        try:
+            if call is not None and kind is not None:
+                raise WorkflowError("a task takes either call or aggregate, not both")
+            if call is not None:
                 action = resolve_call(call, search=search)
-            except WorkflowError as exc:
-                raise WorkflowError(f"{where}: {exc}") from None
-        tasks.append(Task(skills=skills, action=action, meta={"call": call} if call else {}, **values))
+            elif kind is not None:
+                action = aggregator(kind)
+                if action is None:  # an LLM merge: the merge prompt, with the task's own as instruction
+                    values["prompt"] = merge_prompt(values.get("prompt", ""))
+        except WorkflowError as exc:
+            raise WorkflowError(f"{where}: {exc}") from None
+        meta = {"call": call} if call else {"aggregate": kind} if kind else {}
+        tasks.append(Task(skills=skills, action=action, meta=meta, **values))
     return tasks
 
 

@@ -52,7 +52,8 @@ EventHook = Callable[[Event, Scheduler], None]
 class TaskContext:
     """What a callable task receives: its task, agent, attempt, and its inputs' results.
 
-    ``inputs`` maps each dependency's id to its result.  ``expand(tasks, edges)`` adds
+    ``inputs`` maps each dependency's id to its result (in dependency order) and
+    ``producers`` to the agent that produced it.  ``expand(tasks, edges)`` adds
     tasks to the graph when this task finishes (see :class:`~paragents.core.events.Expansion`).
     """
 
@@ -60,6 +61,8 @@ class TaskContext:
     agent: Agent
     attempt: int
     inputs: dict[str, Any]
+    producers: dict[str, str]  # input id -> the agent that produced it
+    agents: Mapping[str, Agent]  # the run's agents by name
     expansion: Expansion | None = None
 
     def expand(self, tasks: Iterable[Task], edges: Iterable[tuple[str, str]] = (), *, rewire: bool = True) -> None:
@@ -304,7 +307,8 @@ class Runtime:
             started = loop.time()
             result = await fn()
             return result, {"compute_s": loop.time() - started}, None
-        ctx = TaskContext(task, agent, attempt, self._inputs(task.id))
+        producers = {p: self.scheduler.agent_of(p) or "" for p in self.graph.predecessors(task.id)}
+        ctx = TaskContext(task, agent, attempt, self._inputs(task.id), producers, self.agents)
         args = (ctx,) if takes_ctx else ()
         started = loop.time()
         if is_async:
