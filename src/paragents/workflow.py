@@ -56,6 +56,8 @@ import yaml
 from .agents import Agent
 from .aggregate import aggregator, merge_prompt
 from .backends.base import Backend
+from .backends.local import LocalBackend
+from .backends.openai import OpenAIBackend
 from .backends.simulated import SimulatedBackend
 from .core.agent_state import WILDCARD
 from .core.errors import GraphError, WorkflowError
@@ -110,6 +112,8 @@ class BackendKind:
 #: ``kind:`` -> how to build it.  Register new kinds here and nowhere else.
 BACKEND_KINDS: dict[str, BackendKind] = {
     "simulated": BackendKind(SimulatedBackend, default_endpoint="sim://{name}"),
+    "local": BackendKind(LocalBackend),
+    "openai": BackendKind(OpenAIBackend),
 }
 
 #: ``backend_override`` value -> the kind every declared backend is rebuilt as.

@@ -312,7 +312,7 @@ MISTAKES = {
     "missing agent name": (_delete("agents.1.name"), "agents[1]: missing required key 'name'"),
     "missing backend kind": (
         _delete("backends.fast-sim.kind"),
-        "backends.fast-sim: missing required key 'kind' (one of: simulated)",
+        "backends.fast-sim: missing required key 'kind' (one of: local, openai, simulated)",
     ),
     "empty task list": (_set("tasks", []), "tasks: the list is empty"),
     "task that is not a mapping": (_set("tasks.1", "b"), "tasks[1]: expected a mapping of keys, got string 'b'"),
@@ -375,7 +375,7 @@ MISTAKES = {
     ),
     "unknown backend kind": (
         _set("backends.fast-sim.kind", "quantum"),
-        "backends.fast-sim: unknown kind 'quantum'; valid: simulated",
+        "backends.fast-sim: unknown kind 'quantum'; valid: local, openai, simulated",
     ),
     "backend parameter of the wrong type": (
         _set("backends.fast-sim.ttft_s", "soon"),
