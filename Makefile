@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-WORKFLOW ?= examples/research_report.yaml
+GOAL ?= Plan a three-day trip to Lisbon on a budget
 ARGS ?=
 PYTEST_ARGS ?= -q
 
@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 install-bench: $(VENV)/.installed-bench
 
 run: install
-	$(BIN)/paragents run $(WORKFLOW) $(ARGS)
+	$(BIN)/paragents run "$(GOAL)" $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -7,9 +7,12 @@ or to the analysis, and print through :mod:`paragents.render`, or, with ``--json
 print exactly one JSON document on stdout and nothing else (the live progress view,
 which otherwise goes to stderr, is off).
 
-``paragents run TARGET``    run a workflow file on the asyncio runtime; exit 0 when every
-                            task is done, 1 when some failed or were cancelled.
+``paragents run TARGET``    run a workflow file, or plan and run a goal given in words
+                            (:mod:`paragents.goal`); exit 0 when every task is done, 1
+                            when some failed or were cancelled.
+``paragents plan GOAL``     plan a goal and print the task graph; nothing runs.
 ``paragents graph FILE``    static analysis: critical path, slack, ranks, lower bound.
+``paragents team``          print the default team, to copy and edit for ``--agents``.
 
 Errors a user can cause never end in a traceback: :func:`main` turns every
 :class:`~paragents.core.errors.ParagentsError` (and an unreadable or malformed file) into
@@ -20,8 +23,11 @@ errors (an unknown option, a bad choice) are click's own, also with status 2.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import sys
+from importlib import resources
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,10 +37,12 @@ import click
 from rich.console import Console
 
 from .core.errors import ParagentsError, WorkflowError
+from .goal import ANSWER_TASK, PLAN_TASK, arun_goal, planner_for
+from .planner import Plan
 from .core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES
-from .render import RunProgress, analyse_graph, render_analysis, render_report
+from .render import RunProgress, analyse_graph, render_analysis, render_plan, render_report
 from .runtime import driver
-from .workflow import BACKEND_OVERRIDES, Workflow, load_agents, load_workflow
+from .workflow import BACKEND_OVERRIDES, AgentConfig, Workflow, load_agents, load_workflow
 
 __all__ = ["cli", "main"]
 
@@ -44,21 +52,38 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 _YAML_SUFFIXES = (".yaml", ".yml")
+#: The team of a goal run without ``--agents`` (``paragents team`` prints it).
+DEFAULT_TEAM = resources.files("paragents").joinpath("teams/default.yaml")
 
 
-def _workflow_file(target: str) -> Path:
-    """``target`` as a workflow file path, or a WorkflowError saying why it is not one."""
+def _workflow_file(target: str) -> Path | None:
+    """``target`` as a workflow file path; None when it is a free-text goal."""
     path = Path(target)
     if path.is_file():
         return path
     if path.exists():
-        raise WorkflowError(f"{target!r} is not a file; pass a workflow YAML file")
-    if path.suffix.lower() in _YAML_SUFFIXES or "/" in target or "\\" in target:
+        raise WorkflowError(f"{target!r} is not a file; pass a workflow YAML file or a goal")
+    if path.suffix.lower() in _YAML_SUFFIXES or (("/" in target or "\\" in target) and " " not in target):
         raise WorkflowError(f"no such workflow file: {target!r}")
-    raise WorkflowError(
-        f"{target!r} is not a workflow file; running a free-text goal needs the planner, "
-        "which this version does not have yet: pass a workflow YAML file (see examples/)"
-    )
+    return None
+
+
+def _team(agents_file: Path | None, backend: str | None) -> AgentConfig:
+    """The agents of a goal run: ``--agents FILE`` or the bundled default team."""
+    if agents_file is not None:
+        return load_agents(agents_file, backend_override=backend)
+    return load_agents(DEFAULT_TEAM.read_text(encoding="utf-8"), backend_override=backend)
+
+
+def _openai_env(base_url: str | None, model: str | None, api_key: str | None) -> None:
+    """``--base-url`` / ``--model`` / ``--api-key`` for this process's OpenAI backends."""
+    for name, value in (
+        ("PARAGENTS_OPENAI_BASE_URL", base_url),
+        ("PARAGENTS_OPENAI_MODEL", model),
+        ("OPENAI_API_KEY", api_key),
+    ):
+        if value is not None:
+            os.environ[name] = value
 
 
 def _load(path: Path, backend: str | None, agents_file: Path | None) -> Workflow:
@@ -80,6 +105,20 @@ _agents_option = click.option(
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout, nothing else.")
 
 
+def _goal_options(f: Any) -> Any:
+    """Options of the commands that plan a goal."""
+    for option in reversed(
+        [
+            click.option("--max-tasks", default=6, show_default=True, help="Most tasks in a plan."),
+            click.option("--base-url", help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1."),
+            click.option("--model", help="Model name at --base-url."),
+            click.option("--api-key", help="API key at --base-url (default: $OPENAI_API_KEY)."),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="paragents", prog_name="paragents")
 def cli() -> None:
@@ -91,12 +130,13 @@ def cli() -> None:
 @click.option(
     "--backend",
     type=click.Choice(sorted(BACKEND_OVERRIDES)),
-    help="Replace every agent's backend (sim: simulated, no model needed).",
+    help="Replace every agent's backend: local (bundled model), openai (--base-url), sim (simulated).",
 )
 @_agents_option
 @click.option("--priority", type=click.Choice(sorted(PRIORITY_POLICIES)), help="Priority policy (overrides the file).")
 @click.option("--assign", type=click.Choice(sorted(ASSIGN_POLICIES)), help="Assignment policy (overrides the file).")
 @click.option("--seed", type=int, help="Scheduler seed (overrides the file).")
+@_goal_options
 @_json_option
 def run_command(
     target: str,
@@ -105,14 +145,26 @@ def run_command(
     priority: str | None,
     assign: str | None,
     seed: int | None,
+    max_tasks: int,
+    base_url: str | None,
+    model: str | None,
+    api_key: str | None,
     as_json: bool,
 ) -> int:
-    """Run the workflow in TARGET (a workflow YAML file) and report on it.
+    """Run TARGET: a workflow YAML file, or a goal in plain words.
+
+    A goal is planned into a task graph by the team's planner (streamed: tasks start as
+    they are planned), run in parallel on the team (the bundled local model by default,
+    `--agents` for your own team) and merged into one answer.
 
     Exit status: 0 when every task is done, 1 when some failed or were cancelled,
     2 for an invalid workflow or option.
     """
-    workflow = _load(_workflow_file(target), backend, agents_file)
+    _openai_env(base_url, model, api_key)
+    path = _workflow_file(target)
+    if path is None:
+        return _run_goal(target, backend, agents_file, priority, assign, seed, max_tasks, as_json)
+    workflow = _load(path, backend, agents_file)
     overrides = {"priority": priority, "assign": assign, "seed": seed}
     workflow = replace(workflow, **{k: v for k, v in overrides.items() if v is not None})
     options = workflow.run_options()
@@ -132,6 +184,113 @@ def run_command(
         title = f"{workflow.name}: run {result.run_id}"
         render_report(report, Console(), answer=result.answer, errors=result.errors, title=title)
     return 0 if report.tasks.get("done", 0) == report.tasks.get("total", 0) else 1
+
+
+def _run_goal(
+    goal: str,
+    backend: str | None,
+    agents_file: Path | None,
+    priority: str | None,
+    assign: str | None,
+    seed: int | None,
+    max_tasks: int,
+    as_json: bool,
+) -> int:
+    team = _team(agents_file, backend)
+    options: dict[str, Any] = {
+        "limits": team.limits,
+        "max_tasks": max_tasks,
+        "priority": priority or "critical_path",
+        "assign": assign or "earliest_finish",
+        "seed": seed or 0,
+    }
+    try:
+        if as_json:
+            run = asyncio.run(arun_goal(goal, team.agents, **options))
+        else:
+            with RunProgress(Console(stderr=True), title="goal") as progress:
+                run = asyncio.run(arun_goal(goal, team.agents, on_event=progress.on_event, **options))
+    finally:
+        asyncio.run(_close(team))
+    result, report = run.result, run.result.report
+    answer = result.results.get(ANSWER_TASK)
+    if as_json:
+        doc = report.to_dict()
+        doc["answer"] = answer
+        doc["goal"] = goal
+        doc["plan"] = run.plan.to_dict() if run.plan is not None else None
+        doc["planner"] = {
+            "attempts": run.planner.stats.attempts,
+            "first_try_valid": run.planner.stats.first_try_valid,
+            "repaired": run.planner.stats.repaired,
+        }
+        doc["results"] = result.results
+        doc["errors"] = result.errors
+        _dump(doc)
+    else:
+        console = Console()
+        if run.plan is not None:
+            render_plan(run.plan, console)
+        render_report(report, console, answer=answer, errors=result.errors, title=f"goal: run {result.run_id}")
+    if PLAN_TASK in result.errors:
+        click.echo(f"error: planning failed: {result.errors[PLAN_TASK]}", err=True)
+    return 0 if report.tasks.get("done", 0) == report.tasks.get("total", 0) else 1
+
+
+async def _close(team: AgentConfig) -> None:
+    for backend in {id(a.backend): a.backend for a in team.agents if a.backend is not None}.values():
+        await backend.aclose()
+
+
+@cli.command("plan")
+@click.argument("goal")
+@click.option("--backend", type=click.Choice(sorted(BACKEND_OVERRIDES)), help="Replace the planner's backend.")
+@_agents_option
+@_goal_options
+@_json_option
+def plan_command(
+    goal: str,
+    backend: str | None,
+    agents_file: Path | None,
+    max_tasks: int,
+    base_url: str | None,
+    model: str | None,
+    api_key: str | None,
+    as_json: bool,
+) -> int:
+    """Plan GOAL into a task graph with the team's planner and print it (nothing runs)."""
+    _openai_env(base_url, model, api_key)
+    team = _team(agents_file, backend)
+    _, planner = planner_for(team.agents, max_tasks=max_tasks)
+
+    async def plan() -> Plan:
+        try:
+            return await planner.plan(goal)
+        finally:
+            await _close(team)
+
+    result = asyncio.run(plan())
+    stats = planner.stats
+    if as_json:
+        _dump(
+            {
+                "goal": goal,
+                **result.to_dict(),
+                "attempts": stats.attempts,
+                "first_try_valid": stats.first_try_valid,
+                "repaired": stats.repaired,
+            }
+        )
+    else:
+        render_plan(result, Console())
+    return 0
+
+
+@cli.command("team")
+def team_command() -> int:
+    """Print the default team (agents and backends) as YAML, to copy and edit for --agents."""
+    click.echo(DEFAULT_TEAM.read_text(encoding="utf-8"), nl=False)
+    return 0
 
 
 @cli.command("graph")

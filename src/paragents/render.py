@@ -39,8 +39,9 @@ from .core.events import Event
 from .core.graph import TaskGraph
 from .core.report import RunReport
 from .core.scheduler import Scheduler
+from .planner import Plan
 
-__all__ = ["RunProgress", "analyse_graph", "render_analysis", "render_report"]
+__all__ = ["RunProgress", "analyse_graph", "render_analysis", "render_plan", "render_report"]
 
 #: How much of an answer the report prints.
 ANSWER_CHARS = 800
@@ -70,6 +71,19 @@ def _answer_text(answer: Any, limit: int = ANSWER_CHARS) -> str:
 
 
 # ------------------------------------------------------------------ run report
+def render_plan(plan: Plan, console: Console) -> None:
+    """The planned tasks as a table (id, skill, inputs, description) and the repairs made."""
+    table = Table(title="plan", title_justify="left")
+    for column in ("task", "skill", "depends on", "description"):
+        table.add_column(column, overflow="fold")
+    for t in plan.tasks:
+        mark = " (expandable)" if t.expandable else ""
+        table.add_row(t.id + mark, t.skill, ", ".join(t.depends_on) or "-", t.description)
+    console.print(table)
+    for repair in plan.repairs:
+        console.print(f"[dim]repaired: {repair}[/dim]")
+
+
 def render_report(
     report: RunReport,
     console: Console,

@@ -117,7 +117,7 @@ BACKEND_KINDS: dict[str, BackendKind] = {
 }
 
 #: ``backend_override`` value -> the kind every declared backend is rebuilt as.
-BACKEND_OVERRIDES: dict[str, str] = {"sim": "simulated"}
+BACKEND_OVERRIDES: dict[str, str] = {"sim": "simulated", "local": "local", "openai": "openai"}
 
 #: The backend of agents that name none when the workflow declares no backend.
 _DEFAULT_BACKEND = ("default", "simulated")

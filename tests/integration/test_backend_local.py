@@ -56,6 +56,19 @@ async def test_bundled_model_generates_text_with_exact_usage(local: LocalBackend
     assert c.transfer_s < 0.1 * c.total_s + 0.05  # no network: hand-off to the thread only
 
 
+async def test_streamed_pieces_add_up_to_the_answer_as_they_are_decoded(local: LocalBackend) -> None:
+    pieces: list[tuple[float, str]] = []
+    request = Request(
+        prompt="Name three colours.",
+        max_tokens=16,
+        on_text=lambda piece: pieces.append((time.perf_counter(), piece)),
+    )
+    c = await local.complete(request)
+    assert "".join(p for _, p in pieces) == c.text and c.text.strip()
+    assert c.completion_tokens == len(pieces) > 1 and c.prompt_tokens > 5
+    assert pieces[0][0] < pieces[-1][0]  # handed over one by one as decoded, not at the end
+
+
 async def test_json_schema_output_parses_and_matches_the_schema(local: LocalBackend) -> None:
     c = await local.complete(
         Request(prompt="What is the capital of France? Answer in JSON.", max_tokens=48, json_schema=SCHEMA)

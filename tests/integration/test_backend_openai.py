@@ -151,6 +151,16 @@ async def test_completion_from_llama_server_reports_usage_and_latency(llama_serv
         assert c.ttft_s == c.total_s
 
 
+async def test_streamed_pieces_from_llama_server_add_up_to_the_answer(llama_server: Any) -> None:
+    pieces: list[str] = []
+    backend = OpenAIBackend(base_url=llama_server.base_url)
+    try:
+        c = await backend.complete(Request(prompt="Name three colours.", max_tokens=16, on_text=pieces.append))
+    finally:
+        await backend.aclose()
+    assert len(pieces) > 1 and "".join(pieces) == c.text
+
+
 async def test_structured_output_from_llama_server_parses_as_the_schema(llama_server: Any) -> None:
     backend = OpenAIBackend(base_url=llama_server.base_url)  # structured="auto"
     request = Request(

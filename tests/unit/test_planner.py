@@ -9,6 +9,7 @@ ignores the instructions would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -792,3 +793,64 @@ def test_any_chunking_of_a_damaged_plan_agrees_with_the_batch_parser(text: str, 
     else:
         assert s.plan == batch
         assert_released_in_dependency_order(tasks)
+
+
+# ------------------------------------------------------------ streamed planning
+class StreamingBackend(ScriptedBackend):
+    """Hands each answer over in small pieces through ``on_text``, yielding between them,
+    from a worker thread when ``threaded`` (as the local backend does)."""
+
+    def __init__(self, *texts: str, threaded: bool = False) -> None:
+        super().__init__(*texts)
+        self.threaded = threaded
+        self.finished = False
+
+    async def complete(self, request: Request) -> Completion:
+        self.finished = False
+        answer = await super().complete(request)
+        if request.on_text is not None:
+            pieces = [answer.text[i : i + 7] for i in range(0, len(answer.text), 7)]
+            for piece in pieces:
+                if self.threaded:
+                    await asyncio.to_thread(request.on_text, piece)
+                else:
+                    request.on_text(piece)
+                await asyncio.sleep(0)
+        self.finished = True
+        return answer
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["loop", "worker-thread"])
+async def test_streamed_plan_hands_over_tasks_before_the_answer_is_complete(threaded: bool) -> None:
+    backend = StreamingBackend(GOOD, threaded=threaded)
+    seen: list[tuple[str, bool]] = []
+    plan = await Planner(backend, skills=SKILLS).plan("a report", on_task=lambda task: seen.append((task.id, backend.finished)))
+    assert [tid for tid, _ in seen] == plan.ids == ["facts", "sources", "report"]
+    assert seen[0] == ("facts", False)  # released while the model was still writing
+    assert backend.requests[0].on_text is not None
+
+
+async def test_streamed_plan_that_breaks_off_keeps_the_tasks_already_handed_over() -> None:
+    broken = GOOD[: GOOD.index('"report"')]  # cut inside the third task
+    seen: list[str] = []
+    planner = Planner(StreamingBackend(broken), skills=SKILLS)
+    plan = await planner.plan("a report", on_task=lambda task: seen.append(task.id))
+    assert seen == plan.ids
+    assert set(seen) <= {"facts", "sources"} and seen
+    assert planner.stats.attempts == 1
+
+
+async def test_streamed_plan_with_nothing_usable_goes_on_with_repair_and_hands_over_once() -> None:
+    backend = StreamingBackend("I am not sure what you mean.", GOOD)
+    seen: list[str] = []
+    planner = Planner(backend, skills=SKILLS, max_attempts=3)
+    plan = await planner.plan("a report", on_task=lambda task: seen.append(task.id))
+    assert seen == plan.ids == ["facts", "sources", "report"]
+    assert planner.stats.attempts == 2 and not planner.stats.first_try_valid
+    assert "I am not sure" in backend.requests[1].prompt  # the repair quotes the bad answer
+
+
+async def test_streamed_plan_that_never_works_ends_in_plan_error() -> None:
+    planner = Planner(StreamingBackend("nothing"), skills=SKILLS, max_attempts=2)
+    with pytest.raises(PlanError, match="in 2 attempts"):
+        await planner.plan("a report", on_task=lambda task: None)

@@ -21,8 +21,8 @@ This module is pure: data types, the protocol and a token estimate, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = ["Backend", "Completion", "Request", "estimate_tokens"]
@@ -34,7 +34,10 @@ class Request:
 
     ``expected_tokens`` is a hint, not a limit: the simulated backend uses it as the
     completion length, and the runtime's limiter uses it as the tokens-per-minute
-    estimate charged before the real usage is known.
+    estimate charged before the real usage is known.  ``on_text``, when set, asks for
+    streaming: a backend that can stream calls it with each piece of the answer as the
+    model produces it (possibly from a worker thread); the Completion still carries the
+    whole text.  A backend that cannot stream ignores it.
     """
 
     prompt: str
@@ -44,6 +47,7 @@ class Request:
     json_schema: Mapping[str, Any] | None = None
     stop: tuple[str, ...] = ()
     expected_tokens: int | None = None
+    on_text: Callable[[str], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:

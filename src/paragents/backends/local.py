@@ -32,8 +32,10 @@ same too (``local://<file name>``), so the runtime's admission control sees them
 server.  Each backend holds a reference; :meth:`LocalBackend.aclose` drops it, and the
 last one waits for running calls, stops the threads and frees the models.
 
-Measurement.  A call is not streamed: llama-cpp-python reports exact token usage only
-for a whole completion.  ``compute_s`` is the time the worker thread spent on the call
+Measurement.  A call is streamed only when the request asks (``on_text``): then each
+sampled token's text is handed to ``on_text`` from the worker thread as it comes, the
+completion tokens are the chunks counted and the prompt tokens what else the context
+holds; otherwise llama-cpp-python reports the usage.  ``compute_s`` is the time the worker thread spent on the call
 (templating, prompt evaluation, sampling, decoding; on a copy's first call, loading it);
 ``transfer_s = total_s - compute_s`` is the hand-off to and from the thread, plus any
 wait for a free copy (about zero when admission control keeps the concurrency at or
@@ -278,15 +280,29 @@ def _run(llama: Llama, request: Request, seed: int, started: float) -> _Generate
         temperature=request.temperature,
         stop=list(request.stop) or None,
         seed=seed,
+        stream=request.on_text is not None,
         **options,
     )
+    if request.on_text is None:
+        usage = answer["usage"]
+        text = answer["choices"][0]["message"]["content"] or ""
+        prompt_tokens, completion_tokens = usage["prompt_tokens"], usage["completion_tokens"]
+    else:  # streamed: one chunk per sampled token; the context holds prompt + completion
+        parts: list[str] = []
+        for chunk in answer:
+            piece = chunk["choices"][0]["delta"].get("content")
+            if piece:
+                parts.append(piece)
+                request.on_text(piece)
+        text = "".join(parts)
+        completion_tokens = len(parts)
+        prompt_tokens = max(llama.n_tokens - completion_tokens, 0)
     model_s = time.perf_counter() - started
     timers = llama_cpp.llama_perf_context(llama.ctx)
-    usage = answer["usage"]
     return _Generated(
-        text=answer["choices"][0]["message"]["content"] or "",
-        prompt_tokens=usage["prompt_tokens"],
-        completion_tokens=usage["completion_tokens"],
+        text=text,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
         model_s=model_s,
         decode_s=min(model_s, max(0.0, timers.t_eval_ms / 1000.0)),
     )

@@ -61,7 +61,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +158,7 @@ class OpenAIBackend:
     # --------------------------------------------------------------- internals
     async def _complete(self, request: Request, mode: str, *, fallback: bool = False) -> Completion:
         client = self._client_for_running_loop()
-        call = _Call(started=time.perf_counter())
+        call = _Call(started=time.perf_counter(), on_text=request.on_text)
         try:
             async with asyncio.timeout(self.timeout_s):
                 await self._exchange(client, request, mode, call, fallback)
@@ -314,6 +314,7 @@ class _Call:
     timings: Mapping[str, Any] | None = None
     finish_reason: str | None = None
     model: str = ""
+    on_text: Callable[[str], None] | None = None
 
     async def trace(self, event: str, info: Mapping[str, Any]) -> None:
         """httpx's trace hook: note when the request body has gone out."""
@@ -341,6 +342,8 @@ class _Call:
                 self.first_token = time.perf_counter()
             self.parts.append(content)
             self.deltas += 1
+            if streamed and self.on_text is not None:
+                self.on_text(content)
 
     def completion(self, request: Request, model: str) -> Completion:
         ended = self.ended if self.ended is not None else time.perf_counter()

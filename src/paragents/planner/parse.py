@@ -414,12 +414,15 @@ class PlanAssembler:
     ) -> list[str]:
         """Resolve dependencies; drop self-loops, repeats and (given ``known``) unknown ids."""
         out: list[str] = []
+        repeated: list[str] = []
         for dep in deps:
             target = self.resolve(dep)
             if target == tid:
                 notes.append(f"removed the dependency of task {tid!r} on itself")
-            elif target in out:
-                notes.append(f"removed a repeated dependency of task {tid!r} on {target!r}")
+            elif target in out or target in repeated:
+                if target not in repeated:  # one note per repeated id, however often
+                    repeated.append(target)
+                    notes.append(f"removed a repeated dependency of task {tid!r} on {target!r}")
             elif known is not None and target not in known and target not in self._external:
                 notes.append(f"dropped the dependency of task {tid!r} on unknown task {dep!r}")
             else:

@@ -31,9 +31,11 @@ the errors along the way and the tokens spent.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
-from collections.abc import Collection, Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from string import Template
@@ -42,8 +44,9 @@ from typing import Any
 from ..backends.base import Backend, Request
 from ..core.errors import PlanError
 from ..core.graph import Task
-from .parse import Plan, parse_plan
+from .parse import Plan, PlannedTask, parse_plan
 from .schema import plan_schema
+from .stream import PlanStream
 
 __all__ = ["PlanStats", "Planner"]
 
@@ -108,14 +111,32 @@ class Planner:
         self.max_depth = max_depth
         self.default_skill = default_skill
         self.stats = PlanStats()
+        self._first_error = ("", "")  # the streamed first attempt's answer and error
 
     # ------------------------------------------------------------------ verbs
-    async def plan(self, goal: str) -> Plan:
-        """A valid plan for ``goal``; :class:`PlanError` after ``max_attempts`` unusable answers."""
+    async def plan(self, goal: str, *, on_task: Callable[[PlannedTask], None] | None = None) -> Plan:
+        """A valid plan for ``goal``; :class:`PlanError` after ``max_attempts`` unusable answers.
+
+        With ``on_task``, planning is streamed: the first answer is read as the model
+        writes it, and each task is handed to ``on_task`` (on the event loop) as soon as
+        it and its dependencies are complete, before the plan is.  If that answer breaks
+        off after some tasks were handed over, those tasks are the plan (the repair says
+        so); if none were, the usual repair conversation follows, and the accepted plan's
+        tasks are handed over at its end.  Every task reaches ``on_task`` exactly once.
+        """
         if not goal.strip():
             raise PlanError("cannot plan for an empty goal")
         prompt = self._render("plan.md", goal=goal.strip())
-        return await self._converse(prompt, f"goal {_clip(goal.strip(), 80)!r}")
+        subject = f"goal {_clip(goal.strip(), 80)!r}"
+        if on_task is None:
+            return await self._converse(prompt, subject)
+        streamed = await self._stream_first(prompt, on_task)
+        if streamed is not None:
+            return streamed
+        plan = await self._converse(prompt, subject, first_done=True)
+        for task in plan.tasks:
+            on_task(task)
+        return plan
 
     async def expand(self, task: Task, context: str = "", depth: int = 0) -> list[Task]:
         """Smaller tasks that do ``task``'s work, for an :class:`~paragents.core.events.Expansion`.
@@ -168,24 +189,91 @@ class Planner:
         return plan.to_tasks(meta={"replanned_after": failed_task.id})
 
     # -------------------------------------------------------------- internals
-    async def _converse(
-        self, prompt: str, subject: str, *, taken: Collection[str] = (), external: Collection[str] = ()
-    ) -> Plan:
-        """Ask, check, and ask again with the error, at most ``max_attempts`` times."""
-        stats = self.stats = PlanStats()
+    async def _stream_first(self, prompt: str, on_task: Callable[[PlannedTask], None]) -> Plan | None:
+        """The first attempt, streamed; None (stats kept) when it gave no usable task."""
+        stats = self.stats = PlanStats(attempts=1)
+        stream = PlanStream(skills=self.skills, default_skill=self.default_skill, max_tasks=self.max_tasks)
+        released: list[PlannedTask] = []
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+
+        def feed(piece: str) -> None:
+            for task in stream.feed(piece):
+                released.append(task)
+                on_task(task)
+
+        def on_text(piece: str) -> None:  # backends may stream from a worker thread
+            if threading.get_ident() == loop_thread:
+                feed(piece)
+            else:
+                loop.call_soon_threadsafe(feed, piece)
+
+        completion = await self.backend.complete(self._request(prompt, on_text=on_text))
+        await asyncio.sleep(0)  # let pieces handed over from a worker thread be fed first
+        if not released:  # a backend that does not stream: the whole answer at once
+            feed(completion.text)
+        stats.prompt_tokens += completion.prompt_tokens
+        stats.completion_tokens += completion.completion_tokens
+        try:
+            for task in stream.close():
+                released.append(task)
+                on_task(task)
+        except PlanError as exc:
+            stats.errors.append(str(exc))
+            if not released:
+                self._first_error = (completion.text, str(exc))
+                return None
+            plan = Plan(released, [f"kept the {len(released)} tasks complete before the answer broke: {exc}"])
+        else:
+            plan = stream.plan
+        stats.repaired = bool(plan.repairs)
+        stats.first_try_valid = not plan.repairs
+        return plan
+
+    def _request(self, prompt: str, *, on_text: Callable[[str], None] | None = None) -> Request:
         schema = plan_schema(self.skills, max_tasks=self.max_tasks) if self.constrained else None
-        system = _template("system.md").substitute()
-        request_prompt = prompt
-        for attempt in range(1, self.max_attempts + 1):
-            completion = await self.backend.complete(
-                Request(
-                    request_prompt,
-                    system=system,
-                    max_tokens=self.max_tokens,
-                    temperature=self.temperature,
-                    json_schema=schema,
-                )
-            )
+        return Request(
+            prompt,
+            system=_template("system.md").substitute(),
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            json_schema=schema,
+            on_text=on_text,
+        )
+
+    def _repair_prompt(self, prompt: str, answer: str, error: str) -> str:
+        return _template("repair.md").substitute(
+            request=prompt,
+            previous=_clip(answer, _CLIP_ANSWER) or "(nothing)",
+            error=error,
+            max_tasks=self.max_tasks,
+        )
+
+    async def _converse(
+        self,
+        prompt: str,
+        subject: str,
+        *,
+        taken: Collection[str] = (),
+        external: Collection[str] = (),
+        first_done: bool = False,
+    ) -> Plan:
+        """Ask, check, and ask again with the error, at most ``max_attempts`` times in all.
+
+        With ``first_done``, the first attempt was the streamed one (its stats and error
+        are kept): the conversation goes on from the repair prompt.
+        """
+        if first_done:
+            stats = self.stats
+            answer, error = self._first_error
+            request_prompt = self._repair_prompt(prompt, answer, error)
+            first = 2
+        else:
+            stats = self.stats = PlanStats()
+            request_prompt = prompt
+            first = 1
+        for attempt in range(first, self.max_attempts + 1):
+            completion = await self.backend.complete(self._request(request_prompt))
             stats.attempts = attempt
             stats.prompt_tokens += completion.prompt_tokens
             stats.completion_tokens += completion.completion_tokens
@@ -200,12 +288,7 @@ class Planner:
                 )
             except PlanError as exc:
                 stats.errors.append(str(exc))
-                request_prompt = _template("repair.md").substitute(
-                    request=prompt,
-                    previous=_clip(completion.text, _CLIP_ANSWER) or "(nothing)",
-                    error=str(exc),
-                    max_tasks=self.max_tasks,
-                )
+                request_prompt = self._repair_prompt(prompt, completion.text, str(exc))
                 continue
             stats.repaired = bool(plan.repairs)
             stats.first_try_valid = attempt == 1 and not plan.repairs

@@ -7,7 +7,8 @@ enum of them, so a backend that decodes under the schema (llama.cpp's grammars, 
 guided decoding, OpenAI's structured outputs) cannot name a skill no agent has.  The
 schema only constrains *shape*: that ``depends_on`` names ids of the plan and that the
 graph is acyclic is beyond JSON schema, and :mod:`paragents.planner.parse` checks and
-repairs it.
+repairs it.  Strings are bounded (``MAX_ID``, ``MAX_DESCRIPTION``) so that a model that
+would ramble inside one field is made to close it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from collections.abc import Collection
 from typing import Any
 
 __all__ = ["TASK_FIELDS", "plan_schema"]
+
+#: Longest id and description the schema allows: a small model under constrained
+#: decoding otherwise may write one string until it runs out of tokens.
+MAX_ID = 24
+MAX_DESCRIPTION = 160
 
 #: The fields of a task, in the order the schema (and so constrained decoding) emits them.
 TASK_FIELDS = ("id", "description", "skill", "depends_on", "expandable")
@@ -31,10 +37,14 @@ def plan_schema(skills: Collection[str] = (), *, max_tasks: int = 12) -> dict[st
     task = {
         "type": "object",
         "properties": {
-            "id": {"type": "string", "minLength": 1},
-            "description": {"type": "string", "minLength": 1},
+            "id": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+            "description": {"type": "string", "minLength": 1, "maxLength": MAX_DESCRIPTION},
             "skill": skill,
-            "depends_on": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "depends_on": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+                "maxItems": max_tasks,
+            },
             "expandable": {"type": "boolean"},
         },
         "required": list(TASK_FIELDS),

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..agents import Agent
-from ..backends.base import Request, estimate_tokens
+from ..backends.base import Backend, Completion, Request
 from ..core.errors import BackendError, ParagentsError, RateLimited, SchedulingError, TaskTimeout
 from ..core.events import Cancel, Decision, Dispatch, Event, Expansion, Retry
 from ..core.graph import Task, TaskGraph
@@ -53,7 +53,8 @@ class TaskContext:
     """What a callable task receives: its task, agent, attempt, and its inputs' results.
 
     ``inputs`` maps each dependency's id to its result (in dependency order) and
-    ``producers`` to the agent that produced it.  ``expand(tasks, edges)`` adds
+    ``producers`` to the agent that produced it.  ``complete(request)`` calls a model
+    under the run's admission control, counting its tokens.  ``expand(tasks, edges)`` adds
     tasks to the graph when this task finishes (see :class:`~paragents.core.events.Expansion`).
     """
 
@@ -63,10 +64,33 @@ class TaskContext:
     inputs: dict[str, Any]
     producers: dict[str, str]  # input id -> the agent that produced it
     agents: Mapping[str, Agent]  # the run's agents by name
+    admission: AdmissionControl
     expansion: Expansion | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
     def expand(self, tasks: Iterable[Task], edges: Iterable[tuple[str, str]] = (), *, rewire: bool = True) -> None:
         self.expansion = Expansion(tuple(tasks), tuple(edges), rewire)
+
+    async def complete(self, request: Request, backend: Backend | None = None) -> Completion:
+        """Call a model from inside a task: ``backend`` (default: this agent's) through
+        its endpoint's admission control; the tokens count towards this task's usage."""
+        backend = backend if backend is not None else self.agent.backend
+        if backend is None:
+            raise _NoBackend(f"task {self.task.id!r}: agent {self.agent.name!r} has no backend to call")
+        completion = await self.admission.admitted(backend).complete(request)
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        return completion
+
+    def usage(self, compute_s: float) -> dict[str, float]:
+        used = self.prompt_tokens + self.completion_tokens
+        return {
+            "compute_s": compute_s,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost": used / 1000.0 * self.agent.cost_per_1k_tokens,
+        }
 
 
 @dataclass(slots=True, repr=False)
@@ -308,7 +332,7 @@ class Runtime:
             result = await fn()
             return result, {"compute_s": loop.time() - started}, None
         producers = {p: self.scheduler.agent_of(p) or "" for p in self.graph.predecessors(task.id)}
-        ctx = TaskContext(task, agent, attempt, self._inputs(task.id), producers, self.agents)
+        ctx = TaskContext(task, agent, attempt, self._inputs(task.id), producers, self.agents, self.admission)
         args = (ctx,) if takes_ctx else ()
         started = loop.time()
         if is_async:
@@ -319,7 +343,7 @@ class Runtime:
             result = await self._within_timeout(task, asyncio.to_thread(fn, *args))
         if inspect.isawaitable(result):
             result = await self._within_timeout(task, result)
-        return result, {"compute_s": loop.time() - started}, ctx.expansion
+        return result, ctx.usage(loop.time() - started), ctx.expansion
 
     async def _within_timeout(self, task: Task, aw: Awaitable[Any]) -> Any:
         if task.timeout is None:
@@ -336,24 +360,17 @@ class Runtime:
         backend = agent.backend
         if backend is None:
             raise _NoBackend(f"task {task.id!r} has no action and agent {agent.name!r} has no backend")
-        prompt = build_prompt(task, inputs)
         request = Request(
-            prompt=prompt,
+            prompt=build_prompt(task, inputs),
             system=agent.system_prompt,
             max_tokens=agent.max_tokens,
             expected_tokens=task.tokens or None,
         )
-        limiter = self.admission.for_endpoint(backend.endpoint)
-        estimate = estimate_tokens(agent.system_prompt + prompt) + (task.tokens or agent.max_tokens)
-        async with limiter.admit(estimate):
-            try:
-                completion = await self._within_timeout(task, backend.complete(request))
-            except RateLimited as exc:
-                if exc.retry_after:  # block the endpoint before the slot goes to the next caller
-                    limiter.retry_after(exc.retry_after)
-                raise
+        try:
+            completion = await self.admission.admitted(backend).complete(request, timeout=task.timeout)
+        except TimeoutError:
+            raise TaskTimeout(f"task {task.id!r} timed out after {task.timeout:g} s") from None
         used = completion.prompt_tokens + completion.completion_tokens
-        limiter.settle(estimate, used)
         usage = {
             "compute_s": completion.compute_s,
             "transfer_s": completion.transfer_s,

@@ -59,7 +59,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
-__all__ = ["AdmissionControl", "EndpointLimiter", "Limits"]
+from ..backends.base import Backend, Completion, Request, estimate_tokens
+from ..core.errors import RateLimited
+
+__all__ = ["AdmissionControl", "AdmittedBackend", "EndpointLimiter", "Limits"]
 
 Clock = Callable[[], float]
 
@@ -283,6 +286,10 @@ class AdmissionControl:
         self._clock = clock
         self._limiters: dict[str, EndpointLimiter] = {}
 
+    def admitted(self, backend: Backend) -> AdmittedBackend:
+        """``backend`` with every call admitted by its endpoint's limiter."""
+        return AdmittedBackend(backend, self.for_endpoint(backend.endpoint))
+
     def for_endpoint(self, endpoint: str) -> EndpointLimiter:
         limiter = self._limiters.get(endpoint)
         if limiter is None:
@@ -307,3 +314,39 @@ class AdmissionControl:
             }
             for endpoint, limiter in self._limiters.items()
         }
+
+
+class AdmittedBackend:
+    """A backend whose every call goes through its endpoint's limiter.
+
+    The call waits for admission, runs, and settles the token estimate with the real
+    usage; a ``RateLimited`` answer blocks the endpoint for its Retry-After *before*
+    the slot is released, so the next caller in line cannot slip in first.  ``timeout``
+    bounds the call itself, not the wait for admission.
+    """
+
+    def __init__(self, backend: Backend, limiter: EndpointLimiter) -> None:
+        self.backend = backend
+        self.limiter = limiter
+        self.name = backend.name
+        self.endpoint = backend.endpoint
+        self.model = backend.model
+
+    async def complete(self, request: Request, *, timeout: float | None = None) -> Completion:
+        estimate = estimate_tokens(request.system + request.prompt) + (request.expected_tokens or request.max_tokens)
+        async with self.limiter.admit(estimate):
+            try:
+                if timeout is None:
+                    completion = await self.backend.complete(request)
+                else:
+                    async with asyncio.timeout(timeout):
+                        completion = await self.backend.complete(request)
+            except RateLimited as exc:
+                if exc.retry_after:
+                    self.limiter.retry_after(exc.retry_after)
+                raise
+        self.limiter.settle(estimate, completion.prompt_tokens + completion.completion_tokens)
+        return completion
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()

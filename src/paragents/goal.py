@@ -1,0 +1,180 @@
+"""The main job: a goal in, an answer out — plan it, run the plan in parallel, merge.
+
+Theory of operation
+-------------------
+A goal run is an ordinary run of a graph that starts with two tasks and grows:
+
+``goal.plan``    a callable task on the team's planner agent (the agent with the skill
+                 ``plan``).  It asks the :class:`~paragents.planner.Planner` for a plan
+                 of the goal, **streamed**: each planned task is added to the running
+                 graph the moment the model has written it and the tasks it depends on,
+                 so a task whose inputs are known starts while the plan is still being
+                 written.  Its result is the plan as text (shown to the merge).
+``goal.answer``  an LLM merge join (:func:`~paragents.aggregate.merge_prompt`) on the
+                 agent with the skill ``writing`` (else any agent): it waits for the plan
+                 and, through edges added with each planned task, for every planned task.
+
+Planned tasks are LLM tasks whose prompt carries the goal and the task's description;
+they go to agents by skill through the usual assignment policy.  An ``expandable``
+planned task is decomposed when it is reached: the planner is asked for smaller tasks
+(ids prefixed with the parent's, depth bounded), which are spliced in before the answer;
+if it returns none, the task does its own work.  Every model call made inside these
+tasks goes through the endpoint's admission control and counts in the run's tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .agents import Agent
+from .aggregate import merge_prompt
+from .backends.base import Request
+from .core.agent_state import WILDCARD
+from .core.errors import ParagentsError, WorkflowError
+from .core.events import Event
+from .core.graph import Task, TaskGraph
+from .core.scheduler import Scheduler
+from .planner import Plan, PlannedTask, Planner
+from .runtime.driver import RunResult, Runtime, TaskContext, build_prompt
+from .runtime.limits import Limits
+
+__all__ = ["GoalRun", "PLAN_TASK", "ANSWER_TASK", "arun_goal", "planner_for"]
+
+PLAN_TASK = "goal.plan"
+ANSWER_TASK = "goal.answer"
+PLAN_SKILL = "plan"
+WRITING_SKILL = "writing"
+
+
+@dataclass(slots=True)
+class GoalRun:
+    """A goal's run: the run result, the plan the planner produced, and how planning went."""
+
+    goal: str
+    result: RunResult
+    plan: Plan | None
+    planner: Planner
+
+
+def _with_skill(agents: Sequence[Agent], skill: str) -> Agent | None:
+    return next((a for a in agents if skill in a.skills), None)
+
+
+def planner_for(agents: Sequence[Agent], *, max_tasks: int = 6, max_attempts: int = 3) -> tuple[Agent, Planner]:
+    """The team's planner agent and a Planner over the skills of the other agents."""
+    if not agents:
+        raise WorkflowError("the team has no agents")
+    agent = _with_skill(agents, PLAN_SKILL) or agents[0]
+    if agent.backend is None:
+        raise WorkflowError(f"planner agent {agent.name!r} has no backend")
+    skills: dict[str, str] = {}
+    for a in agents:
+        if a is agent and len(agents) > 1:
+            continue
+        for s in sorted(a.skills - {WILDCARD, PLAN_SKILL}):
+            skills.setdefault(s, a.role or a.name)
+    planner = Planner(
+        agent.backend, skills=skills, max_tasks=max_tasks, max_attempts=max_attempts, max_tokens=agent.max_tokens
+    )
+    return agent, planner
+
+
+async def arun_goal(
+    goal: str,
+    agents: Sequence[Agent],
+    *,
+    limits: Mapping[str, Limits] | None = None,
+    max_tasks: int = 6,
+    expand_depth: int = 1,
+    priority: str = "critical_path",
+    assign: str = "earliest_finish",
+    seed: int = 0,
+    run_id: str | None = None,
+    on_event: Callable[[Event, Scheduler], None] | None = None,
+) -> GoalRun:
+    """Plan ``goal`` with the team's planner, run the plan on the team, merge an answer."""
+    goal = goal.strip()
+    if not goal:
+        raise WorkflowError("the goal is empty")
+    planner_agent, planner = planner_for(agents, max_tasks=max_tasks)
+    planner.max_depth = expand_depth
+    writer = _with_skill(agents, WRITING_SKILL) or agents[-1]
+    plans: list[Plan] = []
+    runtime: Runtime | None = None
+
+    def to_task(planned: PlannedTask | Task, depth: int = 0) -> Task:
+        if isinstance(planned, Task):  # an expansion's subtask
+            task = planned.evolve(prompt=f"Goal: {goal}\nYour task: {planned.prompt}")
+        else:
+            task = Task(
+                planned.id,
+                prompt=f"Goal: {goal}\nYour task: {planned.description}",
+                skills=frozenset({planned.skill}) if planned.skill else frozenset(),
+                depends_on=planned.depends_on,
+                expandable=planned.expandable,
+                retries=2,
+                meta={"planned": True, "depth": depth},
+            )
+        if task.expandable and depth < expand_depth:
+            task = task.evolve(action=_expand_or_do(planner, depth, to_task))
+        return task
+
+    async def plan_goal(ctx: TaskContext) -> str:
+        assert runtime is not None
+
+        def on_task(planned: PlannedTask) -> None:
+            task = to_task(planned)
+            runtime.add_tasks([task], edges=[(task.id, ANSWER_TASK)])
+
+        planner.backend = ctx.admission.admitted(planner_agent.backend)  # type: ignore[arg-type]
+        plan = await planner.plan(goal, on_task=on_task)
+        plans.append(plan)
+        ctx.prompt_tokens += planner.stats.prompt_tokens
+        ctx.completion_tokens += planner.stats.completion_tokens
+        return "The plan:\n" + "\n".join(f"- {t.id}: {t.description}" for t in plan.tasks)
+
+    graph = TaskGraph(
+        [
+            Task(PLAN_TASK, prompt=f"Plan: {goal}", agent=planner_agent.name, action=plan_goal, duration=5.0),
+            Task(
+                ANSWER_TASK,
+                prompt=merge_prompt(f"The goal: {goal}\nWrite the final answer to it."),
+                agent=writer.name,
+                depends_on=(PLAN_TASK,),
+                duration=3.0,
+            ),
+        ]
+    )
+    runtime = Runtime(
+        graph, agents, priority=priority, assign=assign, limits=limits, seed=seed, run_id=run_id, on_event=on_event
+    )
+    result = await runtime.run()
+    return GoalRun(goal, result, plans[0] if plans else None, planner)
+
+
+def _expand_or_do(
+    planner: Planner, depth: int, prepare: Callable[[Task, int], Task]
+) -> Callable[[TaskContext], Any]:
+    """The action of an expandable task: decompose it (``prepare`` readies each subtask),
+    or do the work itself."""
+
+    async def expand_or_do(ctx: TaskContext) -> Any:
+        context = "\n".join(f"{tid}: {str(value)[:400]}" for tid, value in ctx.inputs.items())
+        try:
+            subtasks = await planner.expand(ctx.task, context=context, depth=depth)
+        except ParagentsError:  # a failed decomposition is not fatal: the task does its own work
+            subtasks = []
+        ctx.prompt_tokens += planner.stats.prompt_tokens
+        ctx.completion_tokens += planner.stats.completion_tokens
+        if subtasks:
+            ctx.expand([prepare(t.evolve(retries=2), depth + 1) for t in subtasks])
+            return "Decomposed into: " + ", ".join(t.id for t in subtasks)
+        agent = ctx.agent
+        completion = await ctx.complete(
+            Request(build_prompt(ctx.task, ctx.inputs), system=agent.system_prompt, max_tokens=agent.max_tokens)
+        )
+        return completion.text
+
+    return expand_or_do
