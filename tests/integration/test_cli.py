@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from paragents.workflow import load_agents
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SCRIPT = Path(sys.executable).parent / "paragents"
@@ -183,12 +185,27 @@ def test_unknown_key_exits_2_naming_it(tmp_path: Path) -> None:
     assert_one_error_line(paragents("graph", wf), "tasks[0] (id 'a'): unknown key 'dependson'; allowed:")
 
 
-def test_missing_file_and_free_text_goal_exit_2() -> None:
+def test_missing_file_exits_2() -> None:
     assert_one_error_line(paragents("run", "missing/workflow.yaml"), "no such workflow file: 'missing/workflow.yaml'")
     assert_one_error_line(paragents("graph", "nothing.yaml"), "no such file: 'nothing.yaml'")
-    assert_one_error_line(
-        paragents("run", "write a report on edge inference"), "free-text goal needs the planner", "workflow YAML file"
-    )
+
+
+def test_plan_command_prints_a_valid_plan_from_the_bundled_model() -> None:
+    proc = paragents("plan", "Write a short guide to composting", "--max-tasks", "4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    ids = [t["id"] for t in doc["tasks"]]
+    assert 1 <= len(ids) <= 4 and doc["attempts"] >= 1
+    assert all(dep in ids for t in doc["tasks"] for dep in t["depends_on"])
+
+
+def test_team_command_prints_the_default_team_that_loads(tmp_path: Path) -> None:
+    proc = paragents("team")
+    assert proc.returncode == 0
+    team = tmp_path / "team.yaml"
+    team.write_text(proc.stdout)
+    names = [a.name for a in load_agents(team).agents]
+    assert names == ["planner", "researcher", "analyst", "writer", "critic"]
 
 
 def test_usage_errors_exit_2() -> None:

@@ -453,7 +453,7 @@ def test_errors_in_a_file_start_with_its_path(tmp_path: Path) -> None:
 def test_missing_file_and_unknown_override_are_named(tmp_path: Path) -> None:
     with pytest.raises(WorkflowError, match="no such file: '.*nothing.yaml'"):
         load_workflow(tmp_path / "nothing.yaml")
-    with pytest.raises(WorkflowError, match="unknown backend override 'gpu'; valid: sim"):
+    with pytest.raises(WorkflowError, match="unknown backend override 'gpu'; valid: local, openai, sim"):
         load_workflow(dump(BASE), backend_override="gpu")
 
 
