@@ -31,6 +31,9 @@ from .core.scheduler import Scheduler
 from .runtime.driver import RunResult, Runtime, TaskContext, arun, run
 from .runtime.limits import Limits
 from .sim.virtual import run_virtual
+from .goal import GoalRun, arun_goal
+from .patterns import map_reduce, split_text
+from .planner import Plan, Planner
 
 __version__ = "0.1.0"
 
@@ -46,9 +49,12 @@ __all__ = [
     "CycleError",
     "Event",
     "Expansion",
+    "GoalRun",
     "GraphError",
     "Limits",
     "ParagentsError",
+    "Plan",
+    "Planner",
     "PlanError",
     "RateLimited",
     "Request",
@@ -65,11 +71,14 @@ __all__ = [
     "TaskTimeout",
     "WorkflowError",
     "arun",
+    "arun_goal",
     "build_report",
     "cpm",
     "critical_path",
     "lower_bound",
+    "map_reduce",
     "run",
     "run_virtual",
+    "split_text",
     "upward_rank",
 ]
