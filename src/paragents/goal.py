@@ -14,8 +14,12 @@ A goal run is an ordinary run of a graph that starts with two tasks and grows:
                  agent with the skill ``writing`` (else any agent): it waits for the plan
                  and, through edges added with each planned task, for every planned task.
 
-Planned tasks are LLM tasks whose prompt carries the goal and the task's description;
-they go to agents by skill through the usual assignment policy.  An ``expandable``
+Planned tasks call their agent's model with a prompt that carries the goal and the
+task's description; they go to agents by skill through the usual assignment policy and
+are retried (with failover) when a call fails.  When a planned task fails on its last
+attempt, the planner is asked to rewrite the work that has not run
+(:meth:`~paragents.planner.Planner.replan`, given what is done and the error); its tasks
+are spliced in where the failed task stood, so what followed it waits for them.  An ``expandable``
 planned task is decomposed when it is reached: the planner is asked for smaller tasks
 (ids prefixed with the parent's, depth bounded), which are spliced in before the answer;
 if it returns none, the task does its own work.  Every model call made inside these
@@ -35,6 +39,7 @@ from .core.agent_state import WILDCARD
 from .core.errors import ParagentsError, WorkflowError
 from .core.events import Event
 from .core.graph import Task, TaskGraph
+from .core.policies import Backoff
 from .core.scheduler import Scheduler
 from .planner import Plan, PlannedTask, Planner
 from .runtime.driver import RunResult, Runtime, TaskContext, build_prompt
@@ -93,6 +98,7 @@ async def arun_goal(
     seed: int = 0,
     run_id: str | None = None,
     on_event: Callable[[Event, Scheduler], None] | None = None,
+    backoff: Backoff | None = None,
 ) -> GoalRun:
     """Plan ``goal`` with the team's planner, run the plan on the team, merge an answer."""
     goal = goal.strip()
@@ -118,8 +124,29 @@ async def arun_goal(
                 meta={"planned": True, "depth": depth},
             )
         if task.expandable and depth < expand_depth:
-            task = task.evolve(action=_expand_or_do(planner, depth, to_task))
-        return task
+            return task.evolve(action=_expand_or_do(planner, depth, to_task))
+        return task.evolve(action=do_or_replan)
+
+    async def do_or_replan(ctx: TaskContext) -> str:
+        """A planned task's work; on its last failing attempt, the planner writes replacements."""
+        agent = ctx.agent
+        request = Request(build_prompt(ctx.task, ctx.inputs), system=agent.system_prompt, max_tokens=agent.max_tokens)
+        try:
+            return (await ctx.complete(request)).text
+        except ParagentsError as exc:
+            if ctx.attempt <= ctx.task.retries:
+                raise  # the scheduler retries it (after backoff, on another agent if it keeps failing)
+            assert runtime is not None
+            done = {t: r for t, r in runtime.results.items() if t not in (PLAN_TASK, ANSWER_TASK)}
+            graph = runtime.graph
+            remaining = [graph[t] for t in graph.ids if t not in done and t not in (PLAN_TASK, ANSWER_TASK, ctx.task.id)]
+            new = await planner.replan(goal, done, ctx.task, remaining, error=str(exc), taken=graph.ids)
+            ctx.prompt_tokens += planner.stats.prompt_tokens
+            ctx.completion_tokens += planner.stats.completion_tokens
+            if not new:
+                raise
+            ctx.expand([to_task(t) for t in new])
+            return f"Failed ({exc}); the planner replaced it with: " + ", ".join(t.id for t in new)
 
     async def plan_goal(ctx: TaskContext) -> str:
         assert runtime is not None
@@ -148,7 +175,15 @@ async def arun_goal(
         ]
     )
     runtime = Runtime(
-        graph, agents, priority=priority, assign=assign, limits=limits, seed=seed, run_id=run_id, on_event=on_event
+        graph,
+        agents,
+        priority=priority,
+        assign=assign,
+        limits=limits,
+        seed=seed,
+        run_id=run_id,
+        on_event=on_event,
+        backoff=backoff,
     )
     result = await runtime.run()
     return GoalRun(goal, result, plans[0] if plans else None, planner)

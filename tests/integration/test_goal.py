@@ -13,7 +13,9 @@ from paragents.backends.base import Completion, Request, estimate_tokens
 from paragents.backends.local import LocalBackend
 from paragents.backends.simulated import SimulatedBackend
 from paragents.cli import DEFAULT_TEAM
+from paragents.core.errors import BackendError
 from paragents.core.graph import Task, TaskGraph
+from paragents.core.policies import Backoff
 from paragents.goal import ANSWER_TASK, PLAN_TASK, arun_goal
 from paragents.planner import Planner
 from paragents.runtime.driver import arun
@@ -142,3 +144,59 @@ def test_unreachable_endpoint_ends_in_one_message_naming_the_url() -> None:
     assert last.startswith("error: planning failed:") and url in last and "connect" in last
     doc = json.loads(proc.stdout)
     assert doc["tasks"]["failed"] == 1 and doc["tasks"]["cancelled"] == 1
+
+
+REPLACEMENT = json.dumps(
+    {
+        "tasks": [
+            {
+                "id": "estimate_prices",
+                "description": "estimate prices from memory",
+                "skill": "research",
+                "depends_on": ["facts"],
+                "expandable": False,
+            }
+        ]
+    }
+)
+
+
+class PlannerThatReplans(SlowStreamingPlanner):
+    """Writes PLAN at once (no streaming: every task is known before any runs); asked
+    again (a replan), writes REPLACEMENT."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def complete(self, request: Request) -> Completion:
+        self.calls += 1
+        text = PLAN if self.calls == 1 else REPLACEMENT
+        return Completion(text, estimate_tokens(request.prompt), estimate_tokens(text), 0.0, 0.1, 0.1, 0.0)
+
+
+class FailsOnPrices(SimulatedBackend):
+    """A simulated model whose calls about prices always fail (the endpoint is flaky for them)."""
+
+    async def complete(self, request: Request) -> Completion:
+        if "Your task: find prices" in request.prompt:
+            raise BackendError("502 Bad Gateway", endpoint=self.endpoint)
+        return await super().complete(request)
+
+
+async def test_a_task_that_keeps_failing_is_replanned_and_the_goal_still_answered() -> None:
+    workers = FailsOnPrices(ttft_s=0.01, tokens_per_s=2000)
+    agents = [
+        Agent("planner", skills={"plan"}, backend=PlannerThatReplans(), max_tokens=512),
+        Agent("researcher", skills={"research"}, backend=workers, slots=2),
+        Agent("analyst", skills={"analysis"}, backend=workers),
+        Agent("writer", skills={"writing"}, backend=workers),
+    ]
+    run = await arun_goal("Compare two laptops", agents, backoff=Backoff(base_s=0.01))
+    result = run.result
+    retries = [e for e in result.events if e.kind == "retry" and e.task == "prices"]
+    assert len(retries) == 2  # two retries, then the planner was asked
+    assert "replaced it with: estimate_prices" in result.results["prices"]
+    assert "estimate_prices" in result.results
+    assert set(result.graph.predecessors("compare")) >= {"prices", "estimate_prices"}
+    assert result.report.tasks["done"] == result.report.tasks["total"] == 6
+    assert ANSWER_TASK in result.results

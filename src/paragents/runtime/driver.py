@@ -68,6 +68,9 @@ class TaskContext:
     expansion: Expansion | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    model_calls: int = 0
+    model_compute_s: float = 0.0
+    model_transfer_s: float = 0.0
 
     def expand(self, tasks: Iterable[Task], edges: Iterable[tuple[str, str]] = (), *, rewire: bool = True) -> None:
         self.expansion = Expansion(tuple(tasks), tuple(edges), rewire)
@@ -81,12 +84,18 @@ class TaskContext:
         completion = await self.admission.admitted(backend).complete(request)
         self.prompt_tokens += completion.prompt_tokens
         self.completion_tokens += completion.completion_tokens
+        self.model_calls += 1
+        self.model_compute_s += completion.compute_s
+        self.model_transfer_s += completion.transfer_s
         return completion
 
-    def usage(self, compute_s: float) -> dict[str, float]:
+    def usage(self, elapsed_s: float) -> dict[str, float]:
+        """This attempt's usage: the model's compute and transfer when it called a model
+        through :meth:`complete`, else its whole run time as compute."""
         used = self.prompt_tokens + self.completion_tokens
         return {
-            "compute_s": compute_s,
+            "compute_s": self.model_compute_s if self.model_calls else elapsed_s,
+            "transfer_s": self.model_transfer_s,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cost": used / 1000.0 * self.agent.cost_per_1k_tokens,
