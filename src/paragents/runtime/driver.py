@@ -264,7 +264,7 @@ class Runtime:
                 self._children[d.task] = self._tg.create_task(self._attempt(d.task, d.agent, d.attempt))
             elif type(d) is Retry:
                 assert self._loop is not None
-                self._timers.append(self._loop.call_at(self._t0 + d.not_before, self._tick))
+                self._timers.append(self._loop.call_at(self._t0 + d.not_before, self._tick, d.not_before))
             elif type(d) is Cancel:
                 child = self._children.pop(d.task, None)
                 if child is not None:
@@ -285,8 +285,9 @@ class Runtime:
             self._on_event(events[self._seen], self.scheduler)
             self._seen += 1
 
-    def _tick(self) -> None:
-        self._apply(self.scheduler.tick(self._now()))
+    def _tick(self, due: float) -> None:
+        # asyncio may run a timer up to one clock resolution early: never tick before ``due``.
+        self._apply(self.scheduler.tick(max(self._now(), due)))
 
     async def _attempt(self, tid: str, agent_name: str, attempt: int) -> None:
         """Perform one attempt and report its outcome; never raises except on cancellation."""
