@@ -22,7 +22,9 @@ attempt, the planner is asked to rewrite the work that has not run
 are spliced in where the failed task stood, so what followed it waits for them.  An ``expandable``
 planned task is decomposed when it is reached: the planner is asked for smaller tasks
 (ids prefixed with the parent's, depth bounded), which are spliced in before the answer;
-if it returns none, the task does its own work.  Every model call made inside these
+if it returns none, the task does its own work.  Prompts are assembled from the run's
+semantic context (direct inputs whole, then what else is relevant, within a budget)
+unless ``context=None``.  Every model call made inside these
 tasks goes through the endpoint's admission control and counts in the run's tokens.
 """
 
@@ -35,6 +37,7 @@ from typing import Any
 from .agents import Agent
 from .aggregate import merge_prompt
 from .backends.base import Request
+from .context.runtime_context import ContextConfig
 from .core.agent_state import WILDCARD
 from .core.errors import ParagentsError, WorkflowError
 from .core.events import Event
@@ -42,7 +45,7 @@ from .core.graph import Task, TaskGraph
 from .core.policies import Backoff
 from .core.scheduler import Scheduler
 from .planner import Plan, PlannedTask, Planner
-from .runtime.driver import RunResult, Runtime, TaskContext, build_prompt
+from .runtime.driver import RunResult, Runtime, TaskContext
 from .runtime.limits import Limits
 
 __all__ = ["GoalRun", "PLAN_TASK", "ANSWER_TASK", "arun_goal", "planner_for"]
@@ -99,6 +102,7 @@ async def arun_goal(
     run_id: str | None = None,
     on_event: Callable[[Event, Scheduler], None] | None = None,
     backoff: Backoff | None = None,
+    context: ContextConfig | None = ContextConfig(),
 ) -> GoalRun:
     """Plan ``goal`` with the team's planner, run the plan on the team, merge an answer."""
     goal = goal.strip()
@@ -130,7 +134,7 @@ async def arun_goal(
     async def do_or_replan(ctx: TaskContext) -> str:
         """A planned task's work; on its last failing attempt, the planner writes replacements."""
         agent = ctx.agent
-        request = Request(build_prompt(ctx.task, ctx.inputs), system=agent.system_prompt, max_tokens=agent.max_tokens)
+        request = Request(await ctx.prompt(), system=agent.system_prompt, max_tokens=agent.max_tokens)
         try:
             return (await ctx.complete(request)).text
         except ParagentsError as exc:
@@ -184,6 +188,7 @@ async def arun_goal(
         run_id=run_id,
         on_event=on_event,
         backoff=backoff,
+        context=context,
     )
     result = await runtime.run()
     return GoalRun(goal, result, plans[0] if plans else None, planner)
@@ -208,7 +213,7 @@ def _expand_or_do(
             return "Decomposed into: " + ", ".join(t.id for t in subtasks)
         agent = ctx.agent
         completion = await ctx.complete(
-            Request(build_prompt(ctx.task, ctx.inputs), system=agent.system_prompt, max_tokens=agent.max_tokens)
+            Request(await ctx.prompt(), system=agent.system_prompt, max_tokens=agent.max_tokens)
         )
         return completion.text
 

@@ -54,6 +54,7 @@ from typing import Any, NamedTuple, TypeVar
 import yaml
 
 from .agents import Agent
+from .context.runtime_context import ContextConfig
 from .aggregate import aggregator, merge_prompt
 from .backends.base import Backend
 from .backends.local import LocalBackend
@@ -147,6 +148,7 @@ class Workflow:
     limits: dict[str, Limits] = field(default_factory=dict)
     seed: int = 0
     description: str = ""
+    context: ContextConfig | None = field(default_factory=ContextConfig)
 
     def run_options(self) -> dict[str, Any]:
         """The keyword arguments of ``paragents.runtime.driver.run`` / ``arun`` for this workflow."""
@@ -157,6 +159,7 @@ class Workflow:
             "backoff": self.backoff,
             "limits": self.limits,
             "seed": self.seed,
+            "context": self.context,
         }
 
 
@@ -195,6 +198,13 @@ _TOP = {
     "backends": _F("mapping", {}),
     "agents": _F("list", None, nullable=True),
     "tasks": _F("list", _REQUIRED),
+    "context": _F("mapping", {}),
+}
+_CONTEXT = {
+    "enabled": _F("bool", True),
+    "k": _F("int", low=0),
+    "threshold": _F("number", low=-1, high=1),
+    "budget_tokens": _F("int", low=1),
 }
 _AGENTS_FILE = {"backends": _F("mapping", {}), "agents": _F("list", _REQUIRED)}
 _POLICIES = {
@@ -561,6 +571,7 @@ def _build(
         if policies[key] not in known:
             raise WorkflowError(f"policies: unknown {key} policy {policies[key]!r}; valid: {_choices(known)}")
     backoff = Backoff(**_read(policies["retry"], _RETRY, "policies.retry"))
+    context = _read(top["context"], _CONTEXT, "context")
     backends = _Backends(top["backends"], override)
     limits = dict(backends.limits)
     if agents is not None:
@@ -586,6 +597,7 @@ def _build(
         limits=limits,
         seed=policies["seed"],
         description=top["description"],
+        context=ContextConfig(**context) if context.pop("enabled") else None,
     )
 
 

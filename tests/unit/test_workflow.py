@@ -16,6 +16,7 @@ from paragents.backends.simulated import SimulatedBackend
 from paragents.core.errors import WorkflowError
 from paragents.core.policies import Backoff
 from paragents.runtime.limits import Limits
+from paragents.context import ContextConfig
 from paragents.workflow import BACKEND_KINDS, BackendKind, load_agents, load_workflow, resolve_call
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -91,7 +92,7 @@ def test_every_key_reaches_the_objects_it_configures() -> None:
     assert wf.limits == {"sim://fast-sim": Limits(max_concurrency=2, requests_per_minute=600, tokens_per_minute=100000)}
     assert wf.run_options() == {
         "priority": "least_slack", "assign": "round_robin", "aging": 0.5,
-        "backoff": wf.backoff, "limits": wf.limits, "seed": 3,
+        "backoff": wf.backoff, "limits": wf.limits, "seed": 3, "context": ContextConfig(),
     }
 
 

@@ -66,6 +66,12 @@ RUNNING = TaskState.RUNNING
 BACKOFF = TaskState.BACKOFF
 DONE = TaskState.DONE
 
+#: The event kinds the scheduler writes; drivers annotate the log with other kinds only.
+_OWN_KINDS = frozenset(
+    {"started", "added", "dispatched", "finished", "retry", "failed", "cancelled", "requeued",
+     "agent_added", "agent_removed", "capacity"}
+)
+
 #: How many ready tasks of one queue may be passed over in one dispatch round because
 #: the assignment policy prefers to wait for a busy agent.
 LOOKAHEAD = 16
@@ -375,6 +381,16 @@ class Scheduler:
         out: list[Decision] = []
         self._fill(now, out)
         return out
+
+    def annotate(
+        self, kind: str, now: float, task: str | None = None, agent: str | None = None, data: Any = None
+    ) -> None:
+        """Append a driver's observation to the log (what context a prompt got, say).
+        It changes no state; kinds the scheduler itself writes are refused."""
+        if kind in _OWN_KINDS:
+            raise SchedulingError(f"event kind {kind!r} is the scheduler's own")
+        attempt = self._rec(task).attempt if task is not None else 0
+        self.events.append(Event(now, kind, task, agent, attempt, data))
 
     # ================================================================ internals
     def _rec(self, task_id: str) -> _Rec:

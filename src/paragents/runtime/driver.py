@@ -22,6 +22,11 @@ A ``RateLimited`` error also blocks the endpoint for its Retry-After, for every 
 that uses it.
 
 Time is ``loop.time()`` measured from the run's start; it goes into every scheduler call.
+
+With ``context`` set, every LLM prompt (a plain LLM task's, or a callable's through
+``TaskContext.prompt()``) is assembled from the run's context store, each finished
+task's text is added to that store before its successors are dispatched, and what
+each prompt received is logged as a ``context`` event.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from ..core.graph import Task, TaskGraph
 from ..core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES, AssignPolicy, Backoff, PriorityPolicy
 from ..core.report import RunReport, build_report
 from ..core.scheduler import Scheduler
+from ..context.runtime_context import ContextConfig, RunContext
 from .limits import AdmissionControl, Limits
 
 __all__ = ["RunResult", "Runtime", "TaskContext", "arun", "run"]
@@ -65,6 +71,7 @@ class TaskContext:
     producers: dict[str, str]  # input id -> the agent that produced it
     agents: Mapping[str, Agent]  # the run's agents by name
     admission: AdmissionControl
+    prompter: Callable[[Task, Agent, int, dict[str, Any]], Awaitable[str]]
     expansion: Expansion | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -74,6 +81,11 @@ class TaskContext:
 
     def expand(self, tasks: Iterable[Task], edges: Iterable[tuple[str, str]] = (), *, rewire: bool = True) -> None:
         self.expansion = Expansion(tuple(tasks), tuple(edges), rewire)
+
+    async def prompt(self) -> str:
+        """This task's LLM prompt, built as the run builds every LLM prompt (with the
+        run's context assembly when it is on)."""
+        return await self.prompter(self.task, self.agent, self.attempt, self.inputs)
 
     async def complete(self, request: Request, backend: Backend | None = None) -> Completion:
         """Call a model from inside a task: ``backend`` (default: this agent's) through
@@ -194,6 +206,7 @@ class Runtime:
         seed: int = 0,
         run_id: str | None = None,
         on_event: EventHook | None = None,
+        context: ContextConfig | None = None,
     ) -> None:
         self.graph = graph
         self.agents: dict[str, Agent] = {}
@@ -211,6 +224,7 @@ class Runtime:
             seed=seed,
         )
         self.admission = limits if isinstance(limits, AdmissionControl) else AdmissionControl(limits)
+        self.context = RunContext(context) if context is not None else None
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.results: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
@@ -228,6 +242,8 @@ class Runtime:
     async def run(self) -> RunResult:
         loop = self._loop = asyncio.get_running_loop()
         self._finished = asyncio.Event()
+        if self.context is not None:
+            await self.context.warm()
         self._t0 = loop.time()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -315,6 +331,8 @@ class Runtime:
             return
         if self._children.get(tid) is asyncio.current_task():
             del self._children[tid]
+        if self.context is not None and sched.attempt(tid) == attempt:
+            await self.context.record(tid, result, agent_name)  # before successors are dispatched
         try:
             decisions = sched.task_finished(tid, self._now(), usage=usage, expansion=expansion, attempt=attempt)
         except ParagentsError as exc:  # an invalid expansion fails its task, not the run
@@ -342,7 +360,9 @@ class Runtime:
             result = await fn()
             return result, {"compute_s": loop.time() - started}, None
         producers = {p: self.scheduler.agent_of(p) or "" for p in self.graph.predecessors(task.id)}
-        ctx = TaskContext(task, agent, attempt, self._inputs(task.id), producers, self.agents, self.admission)
+        ctx = TaskContext(
+            task, agent, attempt, self._inputs(task.id), producers, self.agents, self.admission, self._prompt
+        )
         args = (ctx,) if takes_ctx else ()
         started = loop.time()
         if is_async:
@@ -371,7 +391,7 @@ class Runtime:
         if backend is None:
             raise _NoBackend(f"task {task.id!r} has no action and agent {agent.name!r} has no backend")
         request = Request(
-            prompt=build_prompt(task, inputs),
+            prompt=await self._prompt(task, agent, 0, inputs),
             system=agent.system_prompt,
             max_tokens=agent.max_tokens,
             expected_tokens=task.tokens or None,
@@ -389,6 +409,15 @@ class Runtime:
             "cost": used / 1000.0 * agent.cost_per_1k_tokens,
         }
         return completion.text, usage, None
+
+    async def _prompt(self, task: Task, agent: Agent, attempt: int, inputs: dict[str, Any]) -> str:
+        """An LLM task's prompt: assembled from the run's context when that is on (what went
+        in is logged as a ``context`` event), else the task's text and its inputs."""
+        if self.context is None:
+            return build_prompt(task, inputs)
+        assembly = await self.context.prompt(task.prompt, inputs)
+        self.scheduler.annotate("context", self._now(), task.id, agent.name, assembly.log_record())
+        return assembly.text
 
     def _result(self) -> RunResult:
         sinks = [t for t in self.graph.sinks() if t in self.results]
@@ -409,7 +438,8 @@ async def arun(graph: TaskGraph, agents: Iterable[Agent], **options: Any) -> Run
     """Run ``graph`` on ``agents`` and return results, errors, the event log and the report.
 
     Options are :class:`Runtime`'s: ``priority``, ``assign``, ``aging``, ``backoff``,
-    ``limits``, ``failover_after``, ``seed``, ``run_id``, ``on_event``.
+    ``limits``, ``failover_after``, ``seed``, ``run_id``, ``on_event``, ``context``
+    (a :class:`~paragents.context.ContextConfig` turns on semantic context assembly).
     """
     return await Runtime(graph, agents, **options).run()
 
