@@ -28,12 +28,12 @@ from .core.events import Event, Expansion, TaskState
 from .core.graph import Task, TaskGraph
 from .core.report import RunReport, build_report
 from .core.scheduler import Scheduler
-from .runtime.driver import RunResult, Runtime, TaskContext, arun, run
-from .runtime.limits import Limits
-from .sim.virtual import run_virtual
 from .goal import GoalRun, arun_goal
 from .patterns import map_reduce, split_text
 from .planner import Plan, Planner
+from .runtime.driver import RunResult, Runtime, TaskContext, arun, run
+from .runtime.limits import Limits
+from .sim.virtual import run_virtual
 
 __version__ = "0.1.0"
 

@@ -27,9 +27,9 @@ import asyncio
 import json
 import os
 import sys
-from importlib import resources
 from collections.abc import Sequence
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,9 @@ import click
 from rich.console import Console
 
 from .core.errors import ParagentsError, WorkflowError
+from .core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES
 from .goal import ANSWER_TASK, PLAN_TASK, arun_goal, planner_for
 from .planner import Plan
-from .core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES
 from .render import RunProgress, analyse_graph, render_analysis, render_plan, render_report
 from .runtime import driver
 from .workflow import BACKEND_OVERRIDES, AgentConfig, Workflow, load_agents, load_workflow

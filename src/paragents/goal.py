@@ -50,6 +50,8 @@ from .runtime.limits import Limits
 
 __all__ = ["GoalRun", "PLAN_TASK", "ANSWER_TASK", "arun_goal", "planner_for"]
 
+#: Goal runs assemble prompts from the run's semantic context unless told otherwise.
+DEFAULT_CONTEXT = ContextConfig()
 PLAN_TASK = "goal.plan"
 ANSWER_TASK = "goal.answer"
 PLAN_SKILL = "plan"
@@ -102,7 +104,7 @@ async def arun_goal(
     run_id: str | None = None,
     on_event: Callable[[Event, Scheduler], None] | None = None,
     backoff: Backoff | None = None,
-    context: ContextConfig | None = ContextConfig(),
+    context: ContextConfig | None = DEFAULT_CONTEXT,
 ) -> GoalRun:
     """Plan ``goal`` with the team's planner, run the plan on the team, merge an answer."""
     goal = goal.strip()
@@ -143,7 +145,8 @@ async def arun_goal(
             assert runtime is not None
             done = {t: r for t, r in runtime.results.items() if t not in (PLAN_TASK, ANSWER_TASK)}
             graph = runtime.graph
-            remaining = [graph[t] for t in graph.ids if t not in done and t not in (PLAN_TASK, ANSWER_TASK, ctx.task.id)]
+            skip = {PLAN_TASK, ANSWER_TASK, ctx.task.id, *done}
+            remaining = [graph[t] for t in graph.ids if t not in skip]
             new = await planner.replan(goal, done, ctx.task, remaining, error=str(exc), taken=graph.ids)
             ctx.prompt_tokens += planner.stats.prompt_tokens
             ctx.completion_tokens += planner.stats.completion_tokens

@@ -54,12 +54,12 @@ from typing import Any, NamedTuple, TypeVar
 import yaml
 
 from .agents import Agent
-from .context.runtime_context import ContextConfig
 from .aggregate import aggregator, merge_prompt
 from .backends.base import Backend
 from .backends.local import LocalBackend
 from .backends.openai import OpenAIBackend
 from .backends.simulated import SimulatedBackend
+from .context.runtime_context import ContextConfig
 from .core.agent_state import WILDCARD
 from .core.errors import GraphError, WorkflowError
 from .core.graph import Task, TaskGraph

@@ -132,7 +132,8 @@ class SimulatedBackend:
             )
         await asyncio.sleep(compute + transfer)
         if roll < self._failure_rate + self._rate_limit_rate + self._timeout_rate:
-            raise BackendTimeout(f"no answer after {compute + transfer:.3g} s (injected timeout)", endpoint=self.endpoint)
+            message = f"no answer after {compute + transfer:.3g} s (injected timeout)"
+            raise BackendTimeout(message, endpoint=self.endpoint)
 
         return Completion(
             text=_answer(request.prompt, n),

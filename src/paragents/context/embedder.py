@@ -128,7 +128,7 @@ class Embedder:
         found: dict[bytes, np.ndarray] = {}
         missing: dict[bytes, str] = {}
         with self._lock:
-            for key, text in zip(keys, texts):
+            for key, text in zip(keys, texts, strict=True):
                 vec = self._cache.get(key)
                 if vec is not None:
                     self._cache.move_to_end(key)
@@ -148,7 +148,7 @@ class Embedder:
                 show_progress_bar=False,
             ).astype(np.float32, copy=False)
             with self._lock:
-                for key, vec in zip(missing, vectors):
+                for key, vec in zip(missing, vectors, strict=True):
                     vec = np.array(vec, dtype=np.float32)
                     vec.setflags(write=False)
                     found[key] = vec

@@ -61,7 +61,13 @@ class RunContext:
         with self._lock:
             c = self.config
             return assemble(
-                prompt, inputs, self.store, query_vector=query, k=c.k, threshold=c.threshold, budget_tokens=c.budget_tokens
+                prompt,
+                inputs,
+                self.store,
+                query_vector=query,
+                k=c.k,
+                threshold=c.threshold,
+                budget_tokens=c.budget_tokens,
             )
 
     async def warm(self) -> None:

@@ -79,7 +79,8 @@ LOOKAHEAD = 16
 
 class _Rec:
     __slots__ = (
-        "task", "state", "waiting", "attempt", "retries_used", "ready_at", "agent", "qseq", "failed_on", "avoid", "group"
+        "task", "state", "waiting", "attempt", "retries_used", "ready_at",
+        "agent", "qseq", "failed_on", "avoid", "group",
     )
 
     def __init__(self, task: Task) -> None:
@@ -195,9 +196,8 @@ class Scheduler:
         self._started = True
         tasks = list(self.graph)
         self._check_capable(tasks)
-        self.events.append(
-            Event(now, "started", data={"tasks": len(tasks), "agents": {a.name: a.slots for a in self._agents.values()}})
-        )
+        slots = {a.name: a.slots for a in self._agents.values()}
+        self.events.append(Event(now, "started", data={"tasks": len(tasks), "agents": slots}))
         self._admit(tasks, now)
         self._refresh_priorities()
         for task in tasks:

@@ -40,13 +40,13 @@ from typing import Any
 
 from ..agents import Agent
 from ..backends.base import Backend, Completion, Request
+from ..context.runtime_context import ContextConfig, RunContext
 from ..core.errors import BackendError, ParagentsError, RateLimited, SchedulingError, TaskTimeout
 from ..core.events import Cancel, Decision, Dispatch, Event, Expansion, Retry
 from ..core.graph import Task, TaskGraph
 from ..core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES, AssignPolicy, Backoff, PriorityPolicy
 from ..core.report import RunReport, build_report
 from ..core.scheduler import Scheduler
-from ..context.runtime_context import ContextConfig, RunContext
 from .limits import AdmissionControl, Limits
 
 __all__ = ["RunResult", "Runtime", "TaskContext", "arun", "run"]
