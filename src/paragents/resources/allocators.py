@@ -56,8 +56,10 @@ The allocators:
     served load it maximises ``sum u_i`` subject to ``u_i <= share_i * service_rate_i /
     capacity``, ``u_i <= demand_i``, ``sum share_i <= capacity``, ``share_i >= m_i``.
     Capacity the optimum leaves unused (every demand is met) is split equally when
-    ``work_conserving`` is true, which never lowers the served load.  Priorities are not
-    part of the objective.
+    ``work_conserving`` is true, which never lowers the served load.  The program is
+    solved in fractions of the capacity, so it is equally well scaled for any capacity.
+    When several allocations serve the same maximal load, HiGHS returns one of them
+    (which one is unspecified).  Priorities are not part of the objective.
 
 Only :class:`LinearProgram` imports scipy, and only when it is first used.
 """
@@ -156,13 +158,16 @@ def _with_surplus(
     total = math.fsum(weights)
     if total > 0:
         unit = surplus / total
-        return {d.name: m + w * unit for d, m, w in zip(demands, mins, weights)}
+        return {d.name: m + w * unit for d, m, w in zip(demands, mins, weights, strict=True)}
     each = surplus / len(demands)
-    return {d.name: m + each for d, m in zip(demands, mins)}
+    return {d.name: m + each for d, m in zip(demands, mins, strict=True)}
 
 
 def served_load(
-    demands: Sequence[AgentDemand], shares: Mapping[str, float], capacity: float, horizon: float = 1.0
+    demands: Sequence[AgentDemand],
+    shares: Mapping[str, float],
+    capacity: float,
+    horizon: float = 1.0,
 ) -> float:
     """Requests/s served: ``sum min(share_i / capacity * service_rate_i, demand_i)``.
 
@@ -317,7 +322,7 @@ class Auction:
             won[i] += 1
             heapq.heappush(heap, (-bids[i] / (1 + won[i]), i))
         unit = surplus / self.rounds
-        return {d.name: m + w * unit for d, m, w in zip(demands, mins, won)}
+        return {d.name: m + w * unit for d, m, w in zip(demands, mins, won, strict=True)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,28 +355,34 @@ class LinearProgram:
         from scipy.sparse import coo_matrix, hstack, identity, vstack
 
         n = len(demands)
-        # Variables x = [share_0..share_{n-1}, u_0..u_{n-1}]; linprog minimises, so -sum u.
+        # Solved in fractions of the capacity (f_i = share_i / capacity), so that the
+        # program is as well scaled for 1e-300 as for 1e6 units of capacity.
+        # Variables x = [f_0..f_{n-1}, u_0..u_{n-1}]; linprog minimises, so -sum u.
+        floors = [m / capacity for m in mins]
         c = np.concatenate([np.zeros(n), -np.ones(n)])
-        speed = np.array([d.service_rate / capacity for d in demands])
-        # u_i - speed_i * share_i <= 0
+        speed = np.array([d.service_rate for d in demands])
+        # u_i - service_rate_i * f_i <= 0
         served = hstack([coo_matrix((-speed, (range(n), range(n))), shape=(n, n)), identity(n)])
         total = hstack([coo_matrix(np.ones((1, n))), coo_matrix((1, n))])
         a_ub = vstack([served, total]).tocsr()
-        b_ub = np.concatenate([np.zeros(n), [capacity]])
+        b_ub = np.concatenate([np.zeros(n), [1.0]])
         demand = [d.rate + d.backlog / self.horizon for d in demands]
-        bounds = [(m, capacity) for m in mins] + [(0.0, q) for q in demand]
+        bounds = [(f, 1.0) for f in floors] + [(0.0, q) for q in demand]
         res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
         if res.status != 0:
             raise AllocationError(f"linear program failed: {res.message}")
         # Clean the solver's tolerances: at least the minimum, in total at most the capacity.
-        extra = [max(0.0, float(s) - m) for s, m in zip(res.x[:n], mins)]
-        surplus = max(0.0, capacity - math.fsum(mins))
+        extra = [max(0.0, float(f) - lo) for f, lo in zip(res.x[:n], floors, strict=True)]
+        surplus = max(0.0, 1.0 - math.fsum(floors))
         used = math.fsum(extra)
         if used > surplus:
             extra = [e * surplus / used for e in extra]
             used = surplus
         idle = (surplus - used) / n if self.work_conserving else 0.0
-        return {d.name: m + e + idle for d, m, e in zip(demands, mins, extra)}
+        return {
+            d.name: m + capacity * (e + idle)
+            for d, m, e in zip(demands, mins, extra, strict=True)
+        }
 
 
 ALLOCATORS: dict[str, type[Allocator]] = {

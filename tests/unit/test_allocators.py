@@ -1,0 +1,263 @@
+"""Properties of the capacity allocators in ``paragents.resources``, on random demand sets."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from paragents.resources import (
+    ALLOCATORS,
+    Adaptive,
+    AgentDemand,
+    AllocationError,
+    Auction,
+    LinearProgram,
+    RoundRobin,
+    StaticEqual,
+    minimum_shares,
+    served_load,
+    to_slots,
+)
+
+ALL = [
+    StaticEqual(),
+    RoundRobin(),
+    Adaptive(),
+    Auction(),
+    Auction(mode="highest_bid", rounds=37),
+    LinearProgram(),
+    LinearProgram(work_conserving=False),
+]
+WITH_MINIMUMS = [a for a in ALL if not isinstance(a, RoundRobin)]
+
+
+def _id(a: object) -> str:
+    return repr(a)
+
+
+@st.composite
+def demand_sets(draw: st.DrawFn, max_agents: int = 12, max_min: float = 0.5) -> list[AgentDemand]:
+    n = draw(st.integers(1, max_agents))
+    return [
+        AgentDemand(
+            name=f"agent{i}",
+            min_share=draw(st.floats(0.0, max_min)),
+            priority_level=draw(st.integers(1, 3)),
+            rate=draw(st.floats(0.0, 100.0)),
+            backlog=draw(st.integers(0, 50)),
+            service_rate=draw(st.floats(0.1, 50.0)),
+        )
+        for i in range(n)
+    ]
+
+
+capacities = st.one_of(st.sampled_from([0.0, 1.0, 8.0]), st.floats(0.0, 100.0))
+windows = st.integers(0, 1000)
+
+
+def _tol(capacity: float) -> float:
+    return 1e-9 * max(1.0, capacity)
+
+
+@pytest.mark.parametrize("allocator", ALL, ids=_id)
+@given(demands=demand_sets(), capacity=capacities, window=windows)
+def test_shares_are_non_negative_and_within_capacity(allocator, demands, capacity, window):
+    shares = allocator.allocate(demands, capacity, window)
+    assert set(shares) == {d.name for d in demands}
+    assert all(s >= 0.0 for s in shares.values())
+    assert math.fsum(shares.values()) <= capacity + 1e-9
+
+
+@pytest.mark.parametrize("allocator", WITH_MINIMUMS, ids=_id)
+@given(demands=demand_sets(), capacity=capacities, window=windows)
+def test_every_agent_gets_at_least_its_minimum_when_minimums_fit(
+    allocator, demands, capacity, window
+):
+    assume(math.fsum(d.min_share for d in demands) <= 1.0)
+    shares = allocator.allocate(demands, capacity, window)
+    for d in demands:
+        assert shares[d.name] >= d.min_share * capacity - _tol(capacity)
+
+
+@pytest.mark.parametrize("allocator", WITH_MINIMUMS, ids=_id)
+@given(demands=demand_sets(max_min=1.0), capacity=capacities, window=windows)
+def test_minimums_that_do_not_fit_are_scaled_down_in_proportion(
+    allocator, demands, capacity, window
+):
+    total = math.fsum(d.min_share for d in demands)
+    assume(total > 1.0)
+    shares = allocator.allocate(demands, capacity, window)
+    for d in demands:
+        assert shares[d.name] >= capacity * d.min_share / total - _tol(capacity)
+    assert math.fsum(shares.values()) <= capacity + 1e-9
+
+
+@given(demands=demand_sets(), capacity=capacities, start=windows)
+def test_round_robin_gives_each_agent_capacity_over_n_on_average_over_n_windows(
+    demands, capacity, start
+):
+    n = len(demands)
+    total = dict.fromkeys((d.name for d in demands), 0.0)
+    for w in range(start, start + n):
+        shares = RoundRobin().allocate(demands, capacity, w)
+        assert sorted(shares.values())[-1] == capacity  # the whole capacity to one agent
+        for name, s in shares.items():
+            total[name] += s
+    for d in demands:
+        average = total[d.name] / n
+        assert average == pytest.approx(capacity / n)
+        if d.min_share <= 1.0 / n:
+            assert average >= d.min_share * capacity - _tol(capacity)
+
+
+@given(
+    demands=demand_sets(max_min=0.05),
+    min_share=st.floats(0.01, 0.3),
+    priority=st.integers(1, 3),
+    low=st.floats(0.0, 50.0),
+    extra=st.floats(0.5, 50.0),
+    backlog=st.integers(0, 20),
+)
+def test_adaptive_gives_more_to_the_agent_with_more_demand(
+    demands, min_share, priority, low, extra, backlog
+):
+    busy = AgentDemand("busy", min_share, priority, low + extra, backlog)
+    quiet = AgentDemand("quiet", min_share, priority, low, backlog)
+    pool = [*demands, quiet, busy]
+    assume(math.fsum(d.min_share for d in pool) + min_share < 0.99)  # leaves a surplus
+    shares = Adaptive().allocate(pool, 1.0, 0)
+    assert shares["busy"] > shares["quiet"]
+    more_queue = AgentDemand("queued", min_share, priority, low, backlog + 10)
+    shares = Adaptive().allocate([*demands, quiet, more_queue], 1.0, 0)
+    assert shares["queued"] > shares["quiet"]
+
+
+@given(
+    demands=demand_sets(max_min=0.05),
+    min_share=st.floats(0.01, 0.3),
+    rate=st.floats(0.1, 50.0),
+    backlog=st.integers(0, 20),
+)
+def test_adaptive_gives_more_to_higher_priority_at_equal_load(demands, min_share, rate, backlog):
+    high = AgentDemand("high", min_share, 1, rate, backlog)
+    medium = AgentDemand("medium", min_share, 2, rate, backlog)
+    low = AgentDemand("low", min_share, 3, rate, backlog)
+    assume(math.fsum(d.min_share for d in demands) + 3 * min_share < 0.99)  # leaves a surplus
+    shares = Adaptive().allocate([*demands, low, medium, high], 1.0, 0)
+    assert shares["high"] > shares["medium"] > shares["low"]
+
+
+def test_adaptive_uses_the_whole_capacity():
+    demands = [AgentDemand(f"a{i}", 0.1, 1 + i % 3, float(i), i) for i in range(5)]
+    assert sum(Adaptive().allocate(demands, 4.0, 0).values()) == pytest.approx(4.0)
+
+
+@given(demands=demand_sets(), capacity=st.floats(0.1, 100.0), window=windows)
+def test_lp_serves_at_least_as_much_load_as_static_equal_shares(demands, capacity, window):
+    lp = served_load(demands, LinearProgram().allocate(demands, capacity, window), capacity)
+    for other in (StaticEqual(), Adaptive(), Auction()):
+        theirs = served_load(demands, other.allocate(demands, capacity, window), capacity)
+        assert lp >= theirs - 1e-6 * max(1.0, theirs)
+
+
+def test_lp_moves_capacity_to_where_it_is_used():
+    demands = [
+        AgentDemand("idle", 0.1, 1, rate=0.0, service_rate=10.0),
+        AgentDemand("busy", 0.1, 1, rate=8.0, service_rate=10.0),
+    ]
+    shares = LinearProgram(work_conserving=False).allocate(demands, 1.0, 0)
+    # Any split giving "busy" at least 0.8 is optimal; the solver picks one of them.
+    assert shares["idle"] >= 0.1 - 1e-9
+    assert shares["busy"] >= 0.8 - 1e-9
+    assert served_load(demands, shares, 1.0) == pytest.approx(8.0)
+    assert StaticEqual().allocate(demands, 1.0, 0)["busy"] == 0.5  # serves only 5.0
+
+
+def test_static_equal_meets_large_minimums_and_splits_the_rest_equally():
+    demands = [
+        AgentDemand("big", 0.7, 1, 0.0),
+        AgentDemand("a", 0.0, 1, 0.0),
+        AgentDemand("b", 0.0, 1, 0.0),
+    ]
+    shares = StaticEqual().allocate(demands, 1.0, 0)
+    assert shares == pytest.approx({"big": 0.7, "a": 0.15, "b": 0.15})
+
+
+def test_highest_bid_auction_gives_the_largest_queue_the_most_units():
+    # Bids 4 and 1; D'Hondt over 5 units: 4, 2, 1.33, 1 (tie, earlier agent) to "long".
+    demands = [
+        AgentDemand("long", 0.0, 1, 0.0, backlog=3),
+        AgentDemand("short", 0.0, 1, 0.0, backlog=0),
+    ]
+    shares = Auction(mode="highest_bid", rounds=5).allocate(demands, 1.0, 0)
+    assert shares == pytest.approx({"long": 0.8, "short": 0.2})
+
+
+def test_minimums_that_do_not_fit_keep_their_proportions():
+    demands = [AgentDemand("a", 0.6, 1, 0.0), AgentDemand("b", 0.9, 1, 0.0)]
+    assert minimum_shares(demands, 10.0) == pytest.approx([4.0, 6.0])
+
+
+@pytest.mark.parametrize("allocator", ALL, ids=_id)
+def test_no_agents_gets_an_empty_allocation(allocator):
+    assert allocator.allocate([], 1.0, 0) == {}
+
+
+@pytest.mark.parametrize(
+    ("demands", "capacity"),
+    [
+        ([AgentDemand("a", 0.1, 1, 1.0), AgentDemand("a", 0.1, 1, 1.0)], 1.0),
+        ([AgentDemand("a", -0.1, 1, 1.0)], 1.0),
+        ([AgentDemand("a", 0.1, 0, 1.0)], 1.0),
+        ([AgentDemand("a", 0.1, 1, -1.0)], 1.0),
+        ([AgentDemand("a", 0.1, 1, 1.0, backlog=-1)], 1.0),
+        ([AgentDemand("a", 0.1, 1, 1.0, service_rate=0.0)], 1.0),
+        ([AgentDemand("a", 0.1, 1, 1.0)], -1.0),
+        ([AgentDemand("a", 0.1, 1, 1.0)], math.inf),
+    ],
+)
+@pytest.mark.parametrize("allocator", ALL, ids=_id)
+def test_invalid_demands_are_refused(allocator, demands, capacity):
+    with pytest.raises(AllocationError):
+        allocator.allocate(demands, capacity, 0)
+
+
+def test_registry_names_every_allocator():
+    assert set(ALLOCATORS) == {"static", "round_robin", "adaptive", "auction", "lp"}
+    for name, cls in ALLOCATORS.items():
+        assert cls.name == name
+        assert cls().allocate([AgentDemand("a", 0.5, 1, 1.0)], 1.0, 0) == pytest.approx({"a": 1.0})
+
+
+@given(demands=demand_sets(), slots=st.integers(0, 64), window=windows)
+def test_to_slots_rounds_to_whole_slots_without_exceeding_the_pool(demands, slots, window):
+    shares = Adaptive().allocate(demands, float(slots), window)
+    whole = to_slots(shares, slots)
+    assert sum(whole.values()) == slots
+    for name, s in shares.items():
+        assert whole[name] in (math.floor(s + 1e-9), math.ceil(s - 1e-9))
+
+
+def _best_time(demands: list[AgentDemand], runs: int = 7, calls: int = 3) -> float:
+    allocator = Adaptive()
+    best = math.inf
+    for _ in range(runs):
+        start = time.perf_counter()
+        for w in range(calls):
+            allocator.allocate(demands, 1.0, w)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_adaptive_time_is_linear_in_the_number_of_agents():
+    def pool(n: int) -> list[AgentDemand]:
+        return [AgentDemand(f"a{i}", 0.5 / n, 1 + i % 3, float(i % 17), i % 5) for i in range(n)]
+
+    small, large = pool(1_000), pool(10_000)
+    _best_time(small, runs=2)  # warm up
+    ratio = _best_time(large) / _best_time(small, calls=3)
+    assert 5.0 <= ratio <= 20.0, ratio
