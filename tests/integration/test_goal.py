@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from paragents.agents import Agent
-from paragents.backends.base import Completion, Request, estimate_tokens
+from paragents.backends.base import Backend, Completion, Request, estimate_tokens
 from paragents.backends.local import LocalBackend
 from paragents.backends.simulated import SimulatedBackend
 from paragents.cli import DEFAULT_TEAM
@@ -59,19 +59,23 @@ class SlowStreamingPlanner:
         """Nothing to release."""
 
 
+def scripted_team(planner: Backend, workers: Backend) -> list[Agent]:
+    """A planner on a scripted model, and three workers sharing one simulated model."""
+    return [
+        Agent("planner", skills={"plan"}, backend=planner, max_tokens=512),
+        Agent("researcher", skills={"research"}, backend=workers, slots=2),
+        Agent("analyst", skills={"analysis"}, backend=workers),
+        Agent("writer", skills={"writing"}, backend=workers),
+    ]
+
+
 def first(events: list, kind: str, task: str) -> int:
     return next(i for i, e in enumerate(events) if e.kind == kind and e.task == task)
 
 
 async def test_planned_tasks_start_before_the_plan_is_finished() -> None:
-    workers = SimulatedBackend(ttft_s=0.01, tokens_per_s=2000)
-    agents = [
-        Agent("planner", skills={"plan"}, backend=SlowStreamingPlanner(), max_tokens=512),
-        Agent("researcher", skills={"research"}, backend=workers, slots=2),
-        Agent("analyst", skills={"analysis"}, backend=workers),
-        Agent("writer", skills={"writing"}, backend=workers),
-    ]
-    run = await arun_goal("Compare two laptops", agents)
+    team = scripted_team(SlowStreamingPlanner(), SimulatedBackend(ttft_s=0.01, tokens_per_s=2000))
+    run = await arun_goal("Compare two laptops", team)
     ev = run.result.events
     assert run.plan is not None and run.plan.ids == ["facts", "prices", "compare"]
     assert first(ev, "dispatched", "facts") < first(ev, "finished", PLAN_TASK)
@@ -184,14 +188,8 @@ class FailsOnPrices(SimulatedBackend):
 
 
 async def test_a_task_that_keeps_failing_is_replanned_and_the_goal_still_answered() -> None:
-    workers = FailsOnPrices(ttft_s=0.01, tokens_per_s=2000)
-    agents = [
-        Agent("planner", skills={"plan"}, backend=PlannerThatReplans(), max_tokens=512),
-        Agent("researcher", skills={"research"}, backend=workers, slots=2),
-        Agent("analyst", skills={"analysis"}, backend=workers),
-        Agent("writer", skills={"writing"}, backend=workers),
-    ]
-    run = await arun_goal("Compare two laptops", agents, backoff=Backoff(base_s=0.01))
+    team = scripted_team(PlannerThatReplans(), FailsOnPrices(ttft_s=0.01, tokens_per_s=2000))
+    run = await arun_goal("Compare two laptops", team, backoff=Backoff(base_s=0.01))
     result = run.result
     retries = [e for e in result.events if e.kind == "retry" and e.task == "prices"]
     assert len(retries) == 2  # two retries, then the planner was asked

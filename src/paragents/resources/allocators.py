@@ -66,11 +66,12 @@ Only :class:`LinearProgram` imports scipy, and only when it is first used.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from ..core.errors import ParagentsError
 
@@ -202,18 +203,30 @@ def to_slots(shares: Mapping[str, float], slots: int) -> dict[str, int]:
 # --------------------------------------------------------------------------- allocators
 
 
+_Allocate = Callable[[Any, Sequence[AgentDemand], float, int], dict[str, float]]
+
+
+def _checked(allocate: _Allocate) -> _Allocate:
+    """Every allocator's preamble: refuse invalid input; no agents, no shares."""
+
+    @functools.wraps(allocate)
+    def checked(self: Any, demands: Sequence[AgentDemand], capacity: float, window: int) -> dict[str, float]:
+        _check(demands, capacity)
+        return allocate(self, demands, capacity, window) if demands else {}
+
+    return checked
+
+
 @dataclass(frozen=True, slots=True)
 class StaticEqual:
     """``capacity / N`` each; minimums above that are met first (max-min fair with floors)."""
 
     name: ClassVar[str] = "static"
 
+    @_checked
     def allocate(
         self, demands: Sequence[AgentDemand], capacity: float, window: int
     ) -> dict[str, float]:
-        _check(demands, capacity)
-        if not demands:
-            return {}
         mins = minimum_shares(demands, capacity)
         level = capacity / len(demands)
         if all(m <= level for m in mins):
@@ -243,12 +256,10 @@ class RoundRobin:
 
     name: ClassVar[str] = "round_robin"
 
+    @_checked
     def allocate(
         self, demands: Sequence[AgentDemand], capacity: float, window: int
     ) -> dict[str, float]:
-        _check(demands, capacity)
-        if not demands:
-            return {}
         turn = window % len(demands)
         return {d.name: (capacity if i == turn else 0.0) for i, d in enumerate(demands)}
 
@@ -267,12 +278,10 @@ class Adaptive:
         if not (math.isfinite(self.backlog_weight) and self.backlog_weight >= 0):
             raise AllocationError("backlog_weight must be finite and >= 0")
 
+    @_checked
     def allocate(
         self, demands: Sequence[AgentDemand], capacity: float, window: int
     ) -> dict[str, float]:
-        _check(demands, capacity)
-        if not demands:
-            return {}
         bw = self.backlog_weight
         weights = [(d.rate * d.min_share + bw * d.backlog) / d.priority_level for d in demands]
         return _with_surplus(demands, minimum_shares(demands, capacity), capacity, weights)
@@ -303,12 +312,10 @@ class Auction:
         """Each agent's bid, from its queue length and its priority."""
         return [(self.base_bid + d.backlog) / d.priority_level for d in demands]
 
+    @_checked
     def allocate(
         self, demands: Sequence[AgentDemand], capacity: float, window: int
     ) -> dict[str, float]:
-        _check(demands, capacity)
-        if not demands:
-            return {}
         mins = minimum_shares(demands, capacity)
         bids = self.bids(demands)
         if self.mode == "proportional" or math.fsum(bids) == 0:
@@ -341,12 +348,10 @@ class LinearProgram:
         if not (math.isfinite(self.horizon) and self.horizon > 0):
             raise AllocationError("horizon must be finite and > 0")
 
+    @_checked
     def allocate(
         self, demands: Sequence[AgentDemand], capacity: float, window: int
     ) -> dict[str, float]:
-        _check(demands, capacity)
-        if not demands:
-            return {}
         mins = minimum_shares(demands, capacity)
         if capacity == 0:
             return {d.name: 0.0 for d in demands}

@@ -45,7 +45,7 @@ from ..core.errors import BackendError, ParagentsError, RateLimited, SchedulingE
 from ..core.events import Cancel, Decision, Dispatch, Event, Expansion, Retry
 from ..core.graph import Task, TaskGraph
 from ..core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES, AssignPolicy, Backoff, PriorityPolicy
-from ..core.report import RunReport, build_report
+from ..core.report import RunReport, build_report, usage_dict
 from ..core.scheduler import Scheduler
 from .limits import AdmissionControl, Limits
 
@@ -101,17 +101,17 @@ class TaskContext:
         self.model_transfer_s += completion.transfer_s
         return completion
 
-    def usage(self, elapsed_s: float) -> dict[str, float]:
+    def usage(self, elapsed_s: float) -> Mapping[str, float]:
         """This attempt's usage: the model's compute and transfer when it called a model
         through :meth:`complete`, else its whole run time as compute."""
         used = self.prompt_tokens + self.completion_tokens
-        return {
-            "compute_s": self.model_compute_s if self.model_calls else elapsed_s,
-            "transfer_s": self.model_transfer_s,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cost": used / 1000.0 * self.agent.cost_per_1k_tokens,
-        }
+        return usage_dict(
+            compute_s=self.model_compute_s if self.model_calls else elapsed_s,
+            transfer_s=self.model_transfer_s,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cost=used / 1000.0 * self.agent.cost_per_1k_tokens,
+        )
 
 
 @dataclass(slots=True, repr=False)
@@ -401,13 +401,13 @@ class Runtime:
         except TimeoutError:
             raise TaskTimeout(f"task {task.id!r} timed out after {task.timeout:g} s") from None
         used = completion.prompt_tokens + completion.completion_tokens
-        usage = {
-            "compute_s": completion.compute_s,
-            "transfer_s": completion.transfer_s,
-            "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
-            "cost": used / 1000.0 * agent.cost_per_1k_tokens,
-        }
+        usage = usage_dict(
+            compute_s=completion.compute_s,
+            transfer_s=completion.transfer_s,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            cost=used / 1000.0 * agent.cost_per_1k_tokens,
+        )
         return completion.text, usage, None
 
     async def _prompt(self, task: Task, agent: Agent, attempt: int, inputs: dict[str, Any]) -> str:
