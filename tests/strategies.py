@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from paragents.core.agent_state import WILDCARD, AgentSpec
 from paragents.core.analysis import lower_bound
 from paragents.core.graph import Task, TaskGraph
-from paragents.sim.virtual import VirtualRun
+from paragents.sim.engine import SimResult
 
 SKILLS = ("code", "web", "math")
 
@@ -161,7 +161,7 @@ def slot_speeds(agents: Sequence[AgentSpec]) -> list[float]:
     return [a.speed for a in agents for _ in range(a.slots)]
 
 
-def check_schedule(run: VirtualRun, agents: Sequence[AgentSpec]) -> None:
+def check_schedule(run: SimResult, agents: Sequence[AgentSpec]) -> None:
     """Assert the invariants every schedule must keep, reading only the event log.
 
     * no task is dispatched before every task it depends on has finished;
@@ -224,7 +224,7 @@ def check_schedule(run: VirtualRun, agents: Sequence[AgentSpec]) -> None:
     assert run.makespan >= run.report.lower_bound_s - 1e-9
 
 
-def check_static_bound(run: VirtualRun, agents: Sequence[AgentSpec]) -> None:
+def check_static_bound(run: SimResult, agents: Sequence[AgentSpec]) -> None:
     """For a run where every task ran once at ``duration / speed``: the makespan is at least
     the static lower bound for these slot speeds."""
     assert run.makespan >= lower_bound(run.scheduler.graph, slot_speeds(agents)) - 1e-9

@@ -11,11 +11,12 @@ from paragents.core.errors import SchedulingError
 from paragents.core.events import Event, Expansion
 from paragents.core.graph import Task, TaskGraph
 from paragents.core.policies import ASSIGN_POLICIES, Backoff, CriticalPath, Fifo, LeastSlack, PriorityPolicy
-from paragents.sim.virtual import VirtualRun, run_virtual
+from paragents.sim.engine import SimResult
+from paragents.sim.virtual import run_virtual
 from strategies import POSITIVE_QUARTERS, Scenario, check_schedule, check_static_bound, scenarios
 
 
-def first(run: VirtualRun, kind: str, task: str) -> Event:
+def first(run: SimResult, kind: str, task: str) -> Event:
     return next(e for e in run.events if e.kind == kind and e.task == task)
 
 
@@ -59,7 +60,7 @@ def _short_tasks_then_a_long_chain() -> TaskGraph:
 def test_critical_path_priority_beats_fifo_when_the_long_chain_is_queued_last(assign: str) -> None:
     # Two agents.  FIFO runs the four short tasks first and starts the 6 s chain at 2 s;
     # critical-path priority starts the chain at once and fits the short tasks beside it.
-    def run(priority: PriorityPolicy) -> VirtualRun:
+    def run(priority: PriorityPolicy) -> SimResult:
         graph = _short_tasks_then_a_long_chain()
         return run_virtual(graph, workers(2), priority=priority, assign=ASSIGN_POLICIES[assign]())
 

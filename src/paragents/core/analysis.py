@@ -24,7 +24,7 @@ task's ``duration`` estimate is used.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .graph import TaskGraph
@@ -34,10 +34,10 @@ __all__ = [
     "cpm",
     "critical_path",
     "critical_path_length",
-    "upward_rank",
     "downward_rank",
     "lower_bound",
     "total_work",
+    "upward_rank",
 ]
 
 Durations = Mapping[str, float]
@@ -143,13 +143,23 @@ def upward_rank(
     *,
     durations: Durations | None = None,
     edge_cost: EdgeCost | None = None,
+    only: Collection[str] | None = None,
+    known: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """HEFT's upward rank of every task.
+    """HEFT's upward rank of every task (or of the tasks in ``only``).
 
     ``speeds`` is either one list of agent speeds (every agent can run every task) or a
-    mapping task id -> the speeds of the agents able to run that task.
+    mapping task id -> the speeds of the agents able to run that task.  With ``only``,
+    just those tasks are ranked; a successor outside ``only`` counts with its rank in
+    ``known`` (0 if absent) — how a scheduler updates ranks after the graph grew
+    without walking the whole graph.
     """
-    d = _dur(graph, durations)
+    if only is not None:
+        graph_part: Iterable[str] = _reverse_order_within(graph, only)
+        d = {t: float(durations.get(t, graph[t].duration)) if durations else graph[t].duration for t in only}
+    else:
+        graph_part = reversed(graph.topological_order())
+        d = _dur(graph, durations)
     if speeds is None or not isinstance(speeds, Mapping):
         inv = _mean_inverse_speed(speeds, "")
         w = {t: x * inv for t, x in d.items()}
@@ -164,14 +174,32 @@ def upward_rank(
                 cache[key] = _mean_inverse_speed(speeds, t)
             w[t] = x * cache[key]
     rank: dict[str, float] = {}
-    for t in reversed(graph.topological_order()):
+    outside = known if known is not None else {}
+    for t in graph_part:
         tail = 0.0
         for s in graph.successors(t):
             c = edge_cost(t, s) if edge_cost is not None else 0.0
-            if c + rank[s] > tail:
-                tail = c + rank[s]
+            r = rank[s] if s in rank else outside.get(s, 0.0)
+            if c + r > tail:
+                tail = c + r
         rank[t] = w[t] + tail
     return rank
+
+
+def _reverse_order_within(graph: TaskGraph, only: Collection[str]) -> list[str]:
+    """The tasks of ``only``, each after all its successors in ``only`` (Kahn, reversed)."""
+    inside = set(only)
+    outdeg = {t: sum(1 for s in graph.successors(t) if s in inside) for t in inside}
+    order = [t for t in only if outdeg[t] == 0]
+    i = 0
+    while i < len(order):
+        for p in graph.predecessors(order[i]):
+            if p in inside:
+                outdeg[p] -= 1
+                if outdeg[p] == 0:
+                    order.append(p)
+        i += 1
+    return order
 
 
 def downward_rank(

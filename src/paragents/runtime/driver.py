@@ -41,10 +41,17 @@ from typing import Any
 from ..agents import Agent
 from ..backends.base import Backend, Completion, Request
 from ..context.runtime_context import ContextConfig, RunContext
-from ..core.errors import BackendError, ParagentsError, RateLimited, SchedulingError, TaskTimeout
+from ..core.errors import (
+    BackendError,
+    ParagentsError,
+    RateLimited,
+    SchedulingError,
+    TaskTimeout,
+)
 from ..core.events import Cancel, Decision, Dispatch, Event, Expansion, Retry
 from ..core.graph import Task, TaskGraph
-from ..core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES, AssignPolicy, Backoff, PriorityPolicy
+from ..core.policies import AssignPolicy, Backoff, PriorityPolicy
+from ..core.policies.resolve import resolve_assign, resolve_priority
 from ..core.report import RunReport, build_report, usage_dict
 from ..core.scheduler import Scheduler
 from .limits import AdmissionControl, Limits
@@ -136,28 +143,6 @@ class RunResult:
         return f"RunResult({self.run_id!r}, {len(self.results)}/{len(self.graph)} done)"
 
 
-def _resolve_priority(priority: str | PriorityPolicy, aging: float) -> PriorityPolicy:
-    if not isinstance(priority, str):
-        return priority
-    try:
-        return PRIORITY_POLICIES[priority](aging=aging)  # type: ignore[call-arg]
-    except KeyError:
-        raise SchedulingError(
-            f"unknown priority policy {priority!r} (choose from {', '.join(PRIORITY_POLICIES)})"
-        ) from None
-
-
-def _resolve_assign(assign: str | AssignPolicy) -> AssignPolicy:
-    if not isinstance(assign, str):
-        return assign
-    try:
-        return ASSIGN_POLICIES[assign]()
-    except KeyError:
-        raise SchedulingError(
-            f"unknown assignment policy {assign!r} (choose from {', '.join(ASSIGN_POLICIES)})"
-        ) from None
-
-
 _KINDS: dict[Any, tuple[bool, bool]] = {}
 
 
@@ -217,8 +202,8 @@ class Runtime:
         self.scheduler = Scheduler(
             graph,
             self.agents.values(),
-            priority=_resolve_priority(priority, aging),
-            assign=_resolve_assign(assign),
+            priority=resolve_priority(priority, aging),
+            assign=resolve_assign(assign),
             backoff=backoff,
             failover_after=failover_after,
             seed=seed,

@@ -4,7 +4,13 @@ Theory of operation
 -------------------
 A priority policy maps every task to a number, **higher runs sooner**.  The scheduler
 asks for these numbers once per change of the graph or of the agent pool (not per
-dispatch), and orders each ready queue by them.
+dispatch), and orders each ready queue by them.  When the graph grows, a policy whose
+numbers depend only on a task's own fields and its descendants (``fifo``,
+``critical_path``, ``user``) is *local*: the scheduler then asks it only for the new
+tasks and the live ancestors of the tasks that gained successors (:meth:`update`), so a
+stream of independent requests costs each arrival its own size, not the run's.
+``least_slack`` is global (slack is measured against the whole graph's length) and is
+recomputed in full.
 
 Aging keeps low-priority work from starving behind a stream of higher-priority arrivals:
 a ready task's effective priority grows by ``aging`` units per second it has waited,
@@ -32,7 +38,7 @@ from typing import ClassVar, Protocol
 from ..analysis import cpm, upward_rank
 from ..graph import TaskGraph
 
-__all__ = ["PriorityPolicy", "Fifo", "CriticalPath", "LeastSlack", "UserPriority", "PRIORITY_POLICIES"]
+__all__ = ["PRIORITY_POLICIES", "CriticalPath", "Fifo", "LeastSlack", "LocalPriority", "PriorityPolicy", "UserPriority"]
 
 Speeds = Mapping[str, Sequence[float]]
 
@@ -43,6 +49,14 @@ class PriorityPolicy(Protocol):
 
     def priorities(self, graph: TaskGraph, speeds: Speeds) -> Mapping[str, float]:
         """Priority of each task (missing ids count as 0); ``speeds``: task id -> capable agents' speeds."""
+        ...
+
+
+class LocalPriority(PriorityPolicy, Protocol):
+    def update(
+        self, graph: TaskGraph, speeds: Speeds, changed: set[str], current: Mapping[str, float]
+    ) -> Mapping[str, float]:
+        """Priorities of the ``changed`` tasks, the others keeping theirs in ``current``."""
         ...
 
 
@@ -58,6 +72,11 @@ class Fifo:
     def priorities(self, graph: TaskGraph, speeds: Speeds) -> Mapping[str, float]:
         return {}
 
+    def update(
+        self, graph: TaskGraph, speeds: Speeds, changed: set[str], current: Mapping[str, float]
+    ) -> Mapping[str, float]:
+        return {}
+
 
 @dataclass(slots=True)
 class CriticalPath:
@@ -66,6 +85,11 @@ class CriticalPath:
 
     def priorities(self, graph: TaskGraph, speeds: Speeds) -> Mapping[str, float]:
         return upward_rank(graph, speeds)
+
+    def update(
+        self, graph: TaskGraph, speeds: Speeds, changed: set[str], current: Mapping[str, float]
+    ) -> Mapping[str, float]:
+        return upward_rank(graph, speeds, only=changed, known=current)
 
 
 @dataclass(slots=True)
@@ -89,6 +113,11 @@ class UserPriority:
 
     def priorities(self, graph: TaskGraph, speeds: Speeds) -> Mapping[str, float]:
         return {t.id: t.priority for t in graph}
+
+    def update(
+        self, graph: TaskGraph, speeds: Speeds, changed: set[str], current: Mapping[str, float]
+    ) -> Mapping[str, float]:
+        return {t: graph[t].priority for t in changed}
 
 
 PRIORITY_POLICIES: dict[str, type[PriorityPolicy]] = {
