@@ -53,11 +53,12 @@ def busy(agent: AgentState, until: float, task: str = "x") -> AgentState:
 
 
 def test_policy_registries_map_public_names_to_policies() -> None:
-    assert sorted(PRIORITY_POLICIES) == ["critical_path", "fifo", "least_slack", "user"]
+    assert sorted(PRIORITY_POLICIES) == ["critical_path", "fifo", "least_slack", "plan", "user"]
     assert sorted(ASSIGN_POLICIES) == [
         "capability",
         "earliest_finish",
         "least_loaded",
+        "plan",
         "random",
         "round_robin",
         "weighted_round_robin",

@@ -362,12 +362,12 @@ MISTAKES = {
     ),
     "unknown priority policy": (
         _set("policies.priority", "fastest"),
-        "policies: unknown priority policy 'fastest'; valid: critical_path, fifo, least_slack, user",
+        "policies: unknown priority policy 'fastest'; valid: critical_path, fifo, least_slack, plan, user",
     ),
     "unknown assign policy": (
         _set("policies.assign", "best"),
-        "policies: unknown assign policy 'best'; valid: capability, earliest_finish, least_loaded, random,"
-        " round_robin, weighted_round_robin",
+        "policies: unknown assign policy 'best'; valid: capability, earliest_finish, least_loaded, plan,"
+        " random, round_robin, weighted_round_robin",
     ),
     "retry jitter out of range": (_set("policies.retry.jitter", 2), "policies.retry: jitter must be <= 1, got 2"),
     "unknown backend name": (

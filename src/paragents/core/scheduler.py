@@ -52,7 +52,16 @@ from typing import Any
 
 from .agent_state import AgentLike, AgentState
 from .errors import GraphError, SchedulingError
-from .events import TRANSITIONS, Cancel, Decision, Dispatch, Event, Expansion, Retry, TaskState
+from .events import (
+    TRANSITIONS,
+    Cancel,
+    Decision,
+    Dispatch,
+    Event,
+    Expansion,
+    Retry,
+    TaskState,
+)
 from .graph import Task, TaskGraph
 from .policies.assign import AssignPolicy, EarliestFinish
 from .policies.priority import CriticalPath, PriorityPolicy
@@ -79,8 +88,17 @@ LOOKAHEAD = 16
 
 class _Rec:
     __slots__ = (
-        "task", "state", "waiting", "attempt", "retries_used", "ready_at",
-        "agent", "qseq", "failed_on", "avoid", "group",
+        "agent",
+        "attempt",
+        "avoid",
+        "failed_on",
+        "group",
+        "qseq",
+        "ready_at",
+        "retries_used",
+        "state",
+        "task",
+        "waiting",
     )
 
     def __init__(self, task: Task) -> None:
@@ -98,7 +116,7 @@ class _Rec:
 
 
 class _Group:
-    __slots__ = ("skills", "pin", "agents", "free", "heap")
+    __slots__ = ("agents", "free", "heap", "pin", "skills")
 
     def __init__(self, skills: frozenset[str], pin: str | None) -> None:
         self.skills = skills
@@ -139,8 +157,11 @@ class Scheduler:
         self._recs: dict[str, _Rec] = {}
         self._groups: dict[tuple[frozenset[str], str | None], _Group] = {}
         self._backoff: list[tuple[float, int, _Rec]] = []
-        self._prio: Mapping[str, float] = {}
+        self._prio: dict[str, float] = {}
         self._aging = float(getattr(self.priority, "aging", 0.0))
+        # An assignment policy with ``skips`` answers None for "not this task yet" (see
+        # policies/plan.py): the scheduler then looks further down the queue.
+        self._skips = bool(getattr(self.assign, "skips", False))
         self._seq = 0
         self._counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self._started = False
@@ -199,7 +220,7 @@ class Scheduler:
         slots = {a.name: a.slots for a in self._agents.values()}
         self.events.append(Event(now, "started", data={"tasks": len(tasks), "agents": slots}))
         self._admit(tasks, now)
-        self._refresh_priorities()
+        self._refresh_priorities(now)
         for task in tasks:
             rec = self._recs[task.id]
             if rec.waiting == 0 and rec.state is PENDING:
@@ -334,7 +355,7 @@ class Scheduler:
         state = self._add_agent(agent)
         self.events.append(Event(now, "agent_added", agent=state.name, data={"slots": state.slots}))
         if self._started:
-            self._refresh_priorities()
+            self._refresh_priorities(now)
         out: list[Decision] = []
         self._fill(now, out)
         return out
@@ -364,7 +385,7 @@ class Scheduler:
             if not g.agents:
                 self._fail_orphans(g, now, out)
         if self._started:
-            self._refresh_priorities()
+            self._refresh_priorities(now)
         self._fill(now, out)
         return out
 
@@ -515,7 +536,7 @@ class Scheduler:
             if not rec.state.terminal:
                 self._cancel_one(rec, now, f"upstream task {u!r} ended", [])
                 self._cancel_downstream(v, now, f"upstream task {v!r} cancelled", [])
-        self._refresh_priorities()
+        self._refresh_priorities(now, self._grown(ids, tasks, edges))
         for task in tasks:
             rec = recs[task.id]
             if rec.waiting == 0 and rec.state is PENDING:
@@ -535,11 +556,35 @@ class Scheduler:
             edges += [(k, s) for s in live for k in sinks]
         self._add_tasks(tasks, edges, now, pid)
 
-    def _refresh_priorities(self) -> None:
-        """Recompute priorities (graph or pool changed) and re-key every ready queue."""
+    def _grown(self, ids: set[str], tasks: list[Task], edges: list[tuple[str, str]]) -> set[str]:
+        """Tasks whose descendants changed when ``tasks`` and ``edges`` were added: the new
+        ones and every unfinished ancestor of an old task that gained a successor (an
+        unfinished task's ancestors past a finished one are finished too)."""
+        changed = set(ids)
+        stack = [u for t in tasks for u in t.depends_on if u not in ids]
+        stack += [u for u, _ in edges if u not in ids]
+        recs, preds = self._recs, self.graph.predecessors
+        while stack:
+            u = stack.pop()
+            if u in changed or recs[u].state.terminal:
+                continue
+            changed.add(u)
+            stack.extend(preds(u))
+        return changed
+
+    def _refresh_priorities(self, now: float, changed: set[str] | None = None) -> None:
+        """Recompute priorities (graph or pool changed) and re-key the ready queues: only
+        those of ``changed`` when the policy is local (see ``policies/priority.py``).
+        Policies with a ``prepare(scheduler, now)`` hook (``plan``) see the change first."""
+        for policy in {id(p): p for p in (self.assign, self.priority)}.values():
+            prepare = getattr(policy, "prepare", None)
+            if prepare is not None:
+                prepare(self, now)
+        update = getattr(self.priority, "update", None)
+        recs = self._recs.values() if changed is None or update is None else [self._recs[t] for t in changed]
         speeds: dict[str, list[float]] = {}
         group_speeds: dict[int, list[float]] = {}
-        for rec in self._recs.values():
+        for rec in recs:
             g = rec.group
             if g is None:
                 g = rec.group = self._group(rec.task)
@@ -547,8 +592,13 @@ class Scheduler:
             if sp is None:
                 sp = group_speeds[id(g)] = [a.speed for a in g.agents for _ in range(max(a.slots, 1))]
             speeds[rec.task.id] = sp
-        self._prio = self.priority.priorities(self.graph, speeds)
-        for g in self._groups.values():
+        if changed is None or update is None:
+            self._prio = dict(self.priority.priorities(self.graph, speeds))
+            stale: Iterable[_Group] = self._groups.values()
+        else:
+            self._prio.update(update(self.graph, speeds, changed, self._prio))
+            stale = {id(r.group): r.group for r in recs if r.state is READY and r.group is not None}.values()
+        for g in stale:
             live = [e[2] for e in g.heap if e[2].state is READY and e[2].qseq == e[1]]
             g.heap = []
             for rec in sorted(live, key=lambda r: r.qseq):
@@ -611,7 +661,7 @@ class Scheduler:
             if agent is not None:
                 agent.hold_s += rec.task.duration / agent.speed
                 held.append(agent)
-            if len(deferred) >= LOOKAHEAD or (agent is None and cands is best_g.agents):
+            if len(deferred) >= LOOKAHEAD or (agent is None and cands is best_g.agents and not self._skips):
                 blocked.add(id(best_g))
         if deferred:
             for g, e in deferred:

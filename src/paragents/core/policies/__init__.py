@@ -10,8 +10,20 @@ from .assign import (
     RoundRobin,
     WeightedRoundRobin,
 )
-from .priority import PRIORITY_POLICIES, CriticalPath, Fifo, LeastSlack, PriorityPolicy, UserPriority
+from .plan import Plan
+from .priority import (
+    PRIORITY_POLICIES,
+    CriticalPath,
+    Fifo,
+    LeastSlack,
+    PriorityPolicy,
+    UserPriority,
+)
 from .retry import Backoff
+
+# ``plan`` plays both roles; it is registered here because plan.py builds on assign.py.
+PRIORITY_POLICIES[Plan.name] = Plan  # type: ignore[assignment]
+ASSIGN_POLICIES[Plan.name] = Plan  # type: ignore[assignment]
 
 __all__ = [
     "ASSIGN_POLICIES",
@@ -24,6 +36,7 @@ __all__ = [
     "Fifo",
     "LeastLoaded",
     "LeastSlack",
+    "Plan",
     "PriorityPolicy",
     "RandomAssign",
     "RoundRobin",
