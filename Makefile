@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --no-deps anrg-saga==2.0.2
 	touch $@
 
 install: $(VENV)/.installed
@@ -35,6 +36,9 @@ test: install
 bench: install-bench
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/uneven_branches.py
+	$(BIN)/python benchmarks/makespan.py
+	$(BIN)/python benchmarks/dyntask.py
+	$(BIN)/python benchmarks/gpu_allocation.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis
