@@ -40,7 +40,8 @@ The allocators:
     Demand-proportional, O(N): three passes over the agents, no sorting.  Demand is
     ``d_i = rate_i * min_share_i / priority_level_i + backlog_weight * backlog_i /
     priority_level_i``: the minimum share doubles as the agent's weight, a lower priority
-    level (1 = high) weighs more, and a queue pulls capacity towards it.  Each agent gets
+    level (1 = high) weighs more, and a queue pulls capacity towards it (``backlog_weight``
+    defaults to 1/s: a queue counts as the rate that drains it in one second).  Each agent gets
     its minimum, and the surplus ``capacity - sum(m)`` is divided in proportion to
     ``d_i`` (equally, if no agent has demand), so the shares sum to the capacity.
 ``auction`` (:class:`Auction`)
@@ -60,6 +61,17 @@ The allocators:
     solved in fractions of the capacity, so it is equally well scaled for any capacity.
     When several allocations serve the same maximal load, HiGHS returns one of them
     (which one is unspecified).  Priorities are not part of the objective.
+``queue_aware`` (:class:`QueueProportional`)
+    A work-conserving baseline that ignores priorities: after the minimums, the whole
+    surplus goes in proportion to each agent's outstanding work in seconds of the whole
+    capacity, ``w_i = (backlog_i + rate_i * lookahead_s) / service_rate_i`` (the queue
+    plus the arrivals expected in the next ``lookahead_s``), equally if no agent has any.
+``rl`` (:class:`paragents.resources.rl.RLAllocator`)
+    A tabular Q-learning policy trained in the serverless GPU simulator: from a small
+    discrete summary of the demands it picks one of a few surplus rules (proportional to
+    the minimums, adaptive, queue-aware, shortest or longest outstanding work).  It lives
+    in :mod:`paragents.resources.rl`; ``ALLOCATORS["rl"]`` imports that module (and
+    numpy) only when it is first instantiated.
 
 Only :class:`LinearProgram` imports scipy, and only when it is first used.
 """
@@ -83,6 +95,7 @@ __all__ = [
     "Allocator",
     "Auction",
     "LinearProgram",
+    "QueueProportional",
     "RoundRobin",
     "StaticEqual",
     "minimum_shares",
@@ -210,7 +223,9 @@ def _checked(allocate: _Allocate) -> _Allocate:
     """Every allocator's preamble: refuse invalid input; no agents, no shares."""
 
     @functools.wraps(allocate)
-    def checked(self: Any, demands: Sequence[AgentDemand], capacity: float, window: int) -> dict[str, float]:
+    def checked(
+        self: Any, demands: Sequence[AgentDemand], capacity: float, window: int
+    ) -> dict[str, float]:
         _check(demands, capacity)
         return allocate(self, demands, capacity, window) if demands else {}
 
@@ -269,21 +284,27 @@ class Adaptive:
     """Minimums, then the surplus in proportion to demand; O(N), no sorting.
 
     ``d_i = (rate_i * min_share_i + backlog_weight * backlog_i) / priority_level_i``.
+    The default ``backlog_weight`` of 1/s reads a queue as the rate that would drain it
+    in one second (the LP's default horizon), so both terms are requests per second.
     """
 
-    backlog_weight: float = 0.05
+    backlog_weight: float = 1.0
     name: ClassVar[str] = "adaptive"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.backlog_weight) and self.backlog_weight >= 0):
             raise AllocationError("backlog_weight must be finite and >= 0")
 
+    def weights(self, demands: Sequence[AgentDemand]) -> list[float]:
+        """Each agent's demand ``d_i``, the weight of its part of the surplus."""
+        bw = self.backlog_weight
+        return [(d.rate * d.min_share + bw * d.backlog) / d.priority_level for d in demands]
+
     @_checked
     def allocate(
         self, demands: Sequence[AgentDemand], capacity: float, window: int
     ) -> dict[str, float]:
-        bw = self.backlog_weight
-        weights = [(d.rate * d.min_share + bw * d.backlog) / d.priority_level for d in demands]
+        weights = self.weights(demands)
         return _with_surplus(demands, minimum_shares(demands, capacity), capacity, weights)
 
 
@@ -385,12 +406,50 @@ class LinearProgram:
             used = surplus
         idle = (surplus - used) / n if self.work_conserving else 0.0
         return {
-            d.name: m + capacity * (e + idle)
-            for d, m, e in zip(demands, mins, extra, strict=True)
+            d.name: m + capacity * (e + idle) for d, m, e in zip(demands, mins, extra, strict=True)
         }
+
+
+@dataclass(frozen=True, slots=True)
+class QueueProportional:
+    """Minimums, then the surplus in proportion to outstanding work; work conserving.
+
+    ``w_i = (backlog_i + rate_i * lookahead_s) / service_rate_i``; priorities are ignored.
+    """
+
+    lookahead_s: float = 0.01
+    name: ClassVar[str] = "queue_aware"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lookahead_s) and self.lookahead_s >= 0):
+            raise AllocationError("lookahead_s must be finite and >= 0")
+
+    def weights(self, demands: Sequence[AgentDemand]) -> list[float]:
+        """Each agent's outstanding work, in seconds of the whole capacity."""
+        ahead = self.lookahead_s
+        return [(d.backlog + d.rate * ahead) / d.service_rate for d in demands]
+
+    @_checked
+    def allocate(
+        self, demands: Sequence[AgentDemand], capacity: float, window: int
+    ) -> dict[str, float]:
+        weights = self.weights(demands)
+        return _with_surplus(demands, minimum_shares(demands, capacity), capacity, weights)
+
+
+class _LazyRL:
+    """``ALLOCATORS["rl"]``: builds :class:`paragents.resources.rl.RLAllocator` on call,
+    so that importing this module does not import numpy or read the policy file."""
+
+    name: ClassVar[str] = "rl"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Allocator:  # type: ignore[misc]
+        from .rl import RLAllocator
+
+        return RLAllocator(*args, **kwargs)
 
 
 ALLOCATORS: dict[str, type[Allocator]] = {
     a.name: a  # type: ignore[misc]
-    for a in (StaticEqual, RoundRobin, Adaptive, Auction, LinearProgram)
+    for a in (StaticEqual, RoundRobin, Adaptive, Auction, LinearProgram, QueueProportional, _LazyRL)
 }
