@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -40,9 +41,26 @@ from .core.errors import ParagentsError, WorkflowError
 from .core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES
 from .goal import ANSWER_TASK, PLAN_TASK, arun_goal, planner_for
 from .planner import Plan
-from .render import RunProgress, analyse_graph, render_analysis, render_plan, render_report
+from .render import (
+    RunProgress,
+    analyse_graph,
+    render_analysis,
+    render_plan,
+    render_report,
+    render_serverless,
+    render_simulation,
+)
+from .resources import ALLOCATORS
 from .runtime import driver
-from .workflow import BACKEND_OVERRIDES, AgentConfig, Workflow, load_agents, load_workflow
+from .sim.scenarios import build_scenario, describe, run_scenario
+from .sim.serverless import run_serverless
+from .workflow import (
+    BACKEND_OVERRIDES,
+    AgentConfig,
+    Workflow,
+    load_agents,
+    load_workflow,
+)
 
 __all__ = ["cli", "main"]
 
@@ -311,6 +329,109 @@ def graph_command(workflow_file: str, agents_file: Path | None, as_json: bool) -
     else:
         render_analysis(workflow.graph, Console(), speeds, title=f"{workflow.name}: task graph")
     return 0
+
+
+@cli.command("simulate")
+@click.argument("workload")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="Workload or latency parameter (repeatable), e.g. -p rate=0.5 -p server=shared.")
+@click.option("--agents", "n_agents", default=4, show_default=True, help="Number of generalist agents.")
+@click.option("--speeds", help="Comma-separated agent speeds, e.g. 1,1,2,2,4,4,8,8 (overrides --agents).")
+@click.option("--priority", type=click.Choice(sorted(PRIORITY_POLICIES)), help="Priority policy.")
+@click.option("--assign", type=click.Choice(sorted(ASSIGN_POLICIES)), help="Assignment policy.")
+@click.option("--allocator", help="GPU share allocator (serverless workload): " + ", ".join(sorted(ALLOCATORS)) + ".")
+@click.option("--seed", default=0, show_default=True, help="Seed of every random draw.")
+@_json_option
+def simulate_command(
+    workload: str,
+    params: tuple[str, ...],
+    n_agents: int,
+    speeds: str | None,
+    priority: str | None,
+    assign: str | None,
+    allocator: str | None,
+    seed: int,
+    as_json: bool,
+) -> int:
+    """Run WORKLOAD in the discrete-event simulator (virtual time, the real scheduler).
+
+    WORKLOAD: simple | medium | complex (one travel request), stream (a Poisson stream of
+    them), layered (random layered DAG), pegasus:NAME (a bundled Pegasus trace:
+    1000genome, cycles, epigenomics, montage, seismology, soykb, srasearch), recipe:NAME
+    (a WfCommons recipe), a WfCommons FILE.json, a workflow FILE.yaml, or serverless
+    (four agents sharing one GPU under --allocator).  An unknown parameter (-p) is
+    refused with the list of those the workload takes.
+    """
+    if workload == "serverless":
+        return _simulate_serverless(params, allocator or "adaptive", seed, as_json)
+    if allocator is not None:
+        raise ParagentsError("--allocator applies to the serverless workload only")
+    speed_list = _speeds(speeds)
+    scenario = build_scenario(workload, params, agents=n_agents, speeds=speed_list)
+    result = run_scenario(scenario, priority=priority, assign=assign, seed=seed)
+    doc = {**describe(scenario), **result.to_dict()}
+    if as_json:
+        _dump(doc)
+    else:
+        console = Console()
+        render_report(result.report, console, title=f"simulated {workload} (seed {seed})")
+        render_simulation(doc, console)
+    return 0
+
+
+def _speeds(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ParagentsError(f"--speeds {text!r} is not a comma-separated list of numbers") from None
+    if any(v <= 0 for v in values):
+        raise ParagentsError(f"--speeds {text!r}: every speed must be > 0")
+    return values
+
+
+def _simulate_serverless(params: Sequence[str], allocator: str, seed: int, as_json: bool) -> int:
+    options = {"load": 0.8, "duration": 60.0}
+    for pair in params:
+        key, sep, value = pair.partition("=")
+        if key not in options or not sep:
+            raise ParagentsError(f"serverless takes -p load=X and -p duration=SECONDS, not {pair!r}")
+        try:
+            options[key] = float(value)
+        except ValueError:
+            raise ParagentsError(f"parameter {pair!r}: {value!r} is not a number") from None
+    result = run_serverless(allocator, load=options["load"], seed=seed, duration_s=options["duration"])
+    doc = result.to_dict()
+    if as_json:
+        _dump(doc)
+    else:
+        render_serverless(doc, Console())
+    return 0
+
+
+@cli.command("bench", context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@_json_option
+def bench_command(name: str, args: tuple[str, ...], as_json: bool) -> int:
+    """Run the benchmark NAME from the repository's benchmarks/ folder (extra ARGS are
+    passed on, e.g. --quick).  It prints its table (or, with --json, its JSON document)
+    and writes its results to benchmarks/results/."""
+    folder = _benchmarks_folder()
+    names = sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+    if name not in names:
+        raise ParagentsError(f"unknown benchmark {name!r} (choose from {', '.join(names)})")
+    argv = [sys.executable, str(folder / f"{name}.py"), *args, *(["--json"] if as_json else [])]
+    return subprocess.run(argv, check=False).returncode
+
+
+def _benchmarks_folder() -> Path:
+    """benchmarks/ of the source checkout paragents runs from, or of the current directory."""
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (root / "benchmarks" / "_common.py").is_file():
+            return root / "benchmarks"
+    raise ParagentsError("no benchmarks/ folder: run from a paragents source checkout")
 
 
 def _fail(message: str, code: int) -> None:

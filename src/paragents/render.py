@@ -315,3 +315,48 @@ class RunProgress:
                 Text(f"{self._finished_by.get(name, 0)} done", style="dim"),
             )
         return Group(line, agents)
+
+
+def render_simulation(doc: Mapping[str, Any], console: Console) -> None:
+    """The request and model-server tables of a simulation (``SimResult.to_dict()``)."""
+    requests = doc.get("requests")
+    if requests:
+        table = Table(title="requests", title_justify="left")
+        for col in ("kind", "count", "completed", "mean", "p50", "p95", "p99"):
+            table.add_column(col, justify="left" if col == "kind" else "right")
+        rows = [("all", requests), *sorted(requests.get("by_kind", {}).items())]
+        for kind, r in rows:
+            table.add_row(
+                kind, str(r["count"]), str(r["completed"]),
+                *(_s(r[k]) for k in ("mean_latency_s", "p50_latency_s", "p95_latency_s", "p99_latency_s")),
+            )
+        table.caption = f"throughput {requests['throughput_rps']:.4g} requests/s"
+        console.print(table)
+    servers = doc.get("servers")
+    if servers:
+        table = Table(title="model servers", title_justify="left")
+        for col in ("server", "busy", "utilisation", "mean batch", "calls", "tokens"):
+            table.add_column(col, justify="left" if col == "server" else "right")
+        for name, s in servers.items():
+            table.add_row(
+                name, _s(s["busy_s"]), _pct(s["utilization"]), f"{s['mean_batch']:.2f}",
+                str(s["calls"]), f"{s['tokens']:,.0f}",
+            )
+        console.print(table)
+
+
+def render_serverless(doc: Mapping[str, Any], console: Console) -> None:
+    """The serverless GPU scenario's metrics, overall and per agent."""
+    table = Table(title=f"serverless GPU, allocator {doc['allocator']}", title_justify="left")
+    cols = ("agent", "requests", "throughput/s", "mean", "p95", "p99", "SLA violations", "cold starts")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "agent" else "right")
+    for name, r in [("all", doc["overall"]), *doc["agents"].items()]:
+        table.add_row(
+            name, str(r["completed"]), f"{r['throughput_rps']:.1f}",
+            _s(r["mean_s"]), _s(r["p95_s"]), _s(r["p99_s"]),
+            f"{r['sla_violations']} ({_pct(r['sla_violation_fraction'])})", str(r["cold_starts"]),
+        )
+    extra = {k: v for k, v in doc.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    table.caption = ", ".join(f"{k} {v:.4g}" for k, v in extra.items())
+    console.print(table)
