@@ -33,6 +33,7 @@ from .patterns import map_reduce, split_text
 from .planner import Plan, Planner
 from .runtime.driver import RunResult, Runtime, TaskContext, arun, run
 from .runtime.limits import Limits
+from .sim.engine import simulate
 from .sim.virtual import run_virtual
 
 __version__ = "0.1.0"
@@ -79,6 +80,7 @@ __all__ = [
     "map_reduce",
     "run",
     "run_virtual",
+    "simulate",
     "split_text",
     "upward_rank",
 ]

@@ -81,3 +81,11 @@ def test_bench_runs_a_benchmark_script_and_refuses_unknown_names() -> None:
     doc = json.loads(proc.stdout)
     assert doc["benchmark"] == "dyntask" and set(doc["execution"]) == {"simple", "medium", "complex"}
     assert_one_error_line(paragents("bench", "nope"), "unknown benchmark 'nope'", "dyntask")
+
+
+def test_injected_failures_are_retried_unless_retries_are_off() -> None:
+    args = ("layered", "-p", "width=10", "-p", "depth=6", "-p", "failures=0.1", "--seed", "1")
+    retried = simulate_json(*args)
+    assert retried["tasks"]["done"] == 60 and retried["tasks"]["retried"] > 0
+    no_retry = simulate_json(*args, "-p", "retries=0")
+    assert no_retry["tasks"]["failed"] > 0 and no_retry["tasks"]["done"] < 60

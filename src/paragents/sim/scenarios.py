@@ -24,7 +24,9 @@ way:
 The latency model: ``server`` is ``shared`` (one model server for every agent),
 ``replicas`` (one per agent) or ``none`` (fixed ``duration / speed``), with the server's
 ``single`` and ``peak`` tokens/s, ``batch`` and ``ttft``; ``jitter`` (coefficient of
-variation), ``failures`` and ``stragglers`` (probabilities per attempt) add noise.
+variation), ``failures`` and ``stragglers`` (probabilities per attempt) add noise, and
+``retries`` (default 2) is how often a task that declares none may be retried after a
+failed attempt.
 Unknown parameters and malformed values are refused with a message naming them.
 """
 
@@ -60,7 +62,7 @@ class Scenario:
     assign: str | None = None
 
 
-_LATENCY_KEYS = {"server", "single", "peak", "batch", "ttft", "jitter", "failures", "stragglers"}
+_LATENCY_KEYS = {"server", "single", "peak", "batch", "ttft", "jitter", "failures", "stragglers", "retries"}
 _WORKLOAD_KEYS: dict[str, set[str]] = {
     "request": {"seed", "spread"},
     "stream": {"rate", "count", "mix", "seed", "spread"},
@@ -161,7 +163,14 @@ def build_scenario(
     if family == "request":
         graph = travel_graph(kind, seed=seed, spread=p.get("spread", 0.3))
         return Scenario(workload, pool, graph=graph, latency=_latency(p, pool, "shared"))
-    return Scenario(workload, pool, graph=_static_graph(family, arg, workload, p, seed), latency=_latency(p, pool, "none"))
+    graph = _with_retries(_static_graph(family, arg, workload, p, seed), p.get("retries", 2, int))
+    return Scenario(workload, pool, graph=graph, latency=_latency(p, pool, "none"))
+
+
+def _with_retries(graph: TaskGraph, retries: int) -> TaskGraph:
+    if retries < 0:
+        raise ScenarioError(f"retries must be >= 0, got {retries}")
+    return TaskGraph(t if t.retries else t.evolve(retries=retries) for t in graph)
 
 
 def _static_graph(family: str, arg: str, workload: str, p: _Params, seed: int) -> TaskGraph:
