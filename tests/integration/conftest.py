@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pg_server import postgres_url  # noqa: F401  (a session fixture for tests here)
 
 from paragents.backends.bundled import bundled_model_path
 
