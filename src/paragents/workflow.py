@@ -20,7 +20,10 @@ whose message names the place, e.g. ``flow.yaml: tasks[3] (id 'draft'): depends_
 unknown task 'x'``; YAML syntax errors carry their line and column, and duplicate
 mapping keys (which PyYAML would silently collapse) are refused the same way.
 Graph errors (cycles, self-dependencies) come from ``TaskGraph`` itself and are re-raised
-as ``WorkflowError`` with the same prefix, keeping the cycle's ids in order.
+as ``WorkflowError`` with the same prefix, keeping the cycle's ids in order.  The size
+limits of :mod:`paragents.core.sizes` (tasks, id and prompt length) are checked per task,
+so their messages name the task too.  An optional ``budget:`` section becomes a
+:class:`~paragents.core.budget.Budget` handed to the run (``run_options()["budget"]``).
 
 Backends.  :data:`BACKEND_KINDS` is the single extension point for backend kinds: a kind
 is a factory taking keyword parameters plus the endpoint template used when the YAML
@@ -61,9 +64,11 @@ from .backends.openai import OpenAIBackend
 from .backends.simulated import SimulatedBackend
 from .context.runtime_context import ContextConfig
 from .core.agent_state import WILDCARD
+from .core.budget import Budget, BudgetError
 from .core.errors import GraphError, WorkflowError
 from .core.graph import Task, TaskGraph
 from .core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES, Backoff
+from .core.sizes import MAX_ID_CHARS, MAX_PROMPT_CHARS, MAX_TASKS, too_long
 from .runtime.limits import Limits
 
 __all__ = [
@@ -149,10 +154,12 @@ class Workflow:
     seed: int = 0
     description: str = ""
     context: ContextConfig | None = field(default_factory=ContextConfig)
+    budget: Budget | None = None
 
     def run_options(self) -> dict[str, Any]:
-        """The keyword arguments of ``paragents.runtime.driver.run`` / ``arun`` for this workflow."""
-        return {
+        """The keyword arguments of ``paragents.runtime.driver.run`` / ``arun`` for this
+        workflow (``budget`` only when the workflow sets one)."""
+        options = {
             "priority": self.priority,
             "assign": self.assign,
             "aging": self.aging,
@@ -161,6 +168,9 @@ class Workflow:
             "seed": self.seed,
             "context": self.context,
         }
+        if self.budget is not None:
+            options["budget"] = self.budget
+        return options
 
 
 # ------------------------------------------------------------------ the schema
@@ -199,6 +209,13 @@ _TOP = {
     "agents": _F("list", None, nullable=True),
     "tasks": _F("list", _REQUIRED),
     "context": _F("mapping", {}),
+    "budget": _F("mapping", None, nullable=True),
+}
+_BUDGET = {
+    "max_tokens": _F("int", None, nullable=True, low=1),
+    "max_cost": _F("number", None, nullable=True, low=0, strict=True),
+    "max_tasks": _F("int", None, nullable=True, low=1),
+    "deadline_s": _F("number", None, nullable=True, low=0, strict=True),
 }
 _CONTEXT = {
     "enabled": _F("bool", True),
@@ -253,6 +270,18 @@ _TASK = {
     "call": _F("str", None, nullable=True),
     "aggregate": _F("str", None, nullable=True),
 }
+
+
+#: Python type name -> schema kind, for backend parameters.
+_SCALARS = {"bool": "bool", "int": "int", "float": "number", "str": "str"}
+
+
+def _annotated(kind_name: str, key: str) -> str | None:
+    """A backend parameter's schema kind from the first type its annotation names
+    (``"int | None"`` -> int); None (anything goes) for an annotation that names no scalar."""
+    annotation = inspect.signature(BACKEND_KINDS[kind_name].factory).parameters[key].annotation
+    first = annotation.split("|")[0].strip() if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    return _SCALARS.get(first)
 
 
 def _describe(value: Any) -> str:
@@ -349,6 +378,8 @@ def _parse(text: str) -> Any:
         raise WorkflowError(f"invalid YAML{at}: {problem}{context}") from None
     except yaml.YAMLError as exc:
         raise WorkflowError(f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise WorkflowError("invalid YAML: the document is nested too deeply") from None
 
 
 def _source(path_or_text: str | Path) -> tuple[str, Path | None]:
@@ -368,6 +399,8 @@ def _source(path_or_text: str | Path) -> tuple[str, Path | None]:
         raise WorkflowError(f"{path}: not a UTF-8 text file") from None
     except OSError as exc:
         raise WorkflowError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL byte or an unencodable character in the path
+        raise WorkflowError(f"invalid file path {str(path)[:80]!r}: {exc}") from None
 
 
 def _labelled(path: Path | None, build: Callable[[], _T]) -> _T:
@@ -426,10 +459,11 @@ class _Backends:
         for key, value in section.items():
             if key in ("kind", "limits"):
                 continue
+            # The type a parameter takes is the type of its default; a parameter whose
+            # default is None takes what its annotation names first (``str | None``) or null.
             default = defaults[key]
-            # The type a parameter takes is the type of its default (None: anything).
-            kind = {bool: "bool", int: "int", float: "number", str: "str"}.get(type(default))
-            params[key] = value if kind is None else _check(value, _F(kind), where, key)
+            kind = _SCALARS.get(type(default).__name__) if default is not None else _annotated(kind_name, key)
+            params[key] = value if kind is None else _check(value, _F(kind, nullable=default is None), where, key)
         limits = None
         if section.get("limits") is not None:
             try:
@@ -512,9 +546,33 @@ def resolve_call(spec: str, *, search: Path | None = None) -> Callable[..., Any]
     return obj
 
 
+def _budget(raw: Any) -> Budget | None:
+    """The run budget of a ``budget:`` section (None when absent or with no limit set)."""
+    if raw is None:
+        return None
+    values = _read(raw, _BUDGET, "budget")
+    if all(v is None for v in values.values()):
+        return None
+    try:
+        return Budget(**values)
+    except BudgetError as exc:  # what the schema cannot say: an infinite number
+        raise WorkflowError(f"budget: {exc}") from None
+
+
+def _check_sizes(values: Mapping[str, Any], where: str) -> None:
+    """A task's id and prompt within the limits of :mod:`paragents.core.sizes`."""
+    tid, prompt = values["id"], values.get("prompt", "")
+    if len(tid) > MAX_ID_CHARS:
+        raise WorkflowError(f"{where}: " + too_long("id", len(tid), MAX_ID_CHARS, "MAX_ID_CHARS"))
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise WorkflowError(f"{where}: " + too_long("prompt", len(prompt), MAX_PROMPT_CHARS, "MAX_PROMPT_CHARS"))
+
+
 def _tasks(raw: list[Any], agents: Sequence[Agent], search: Path | None) -> list[Task]:
     if not raw:
         raise WorkflowError("tasks: the list is empty; a workflow needs at least one task")
+    if len(raw) > MAX_TASKS:
+        raise WorkflowError(f"tasks: {len(raw):,} tasks, more than the limit of {MAX_TASKS:,} (MAX_TASKS)")
     read: list[tuple[str, dict[str, Any]]] = []
     first: dict[str, int] = {}
     for i, spec in enumerate(raw):
@@ -523,6 +581,7 @@ def _tasks(raw: list[Any], agents: Sequence[Agent], search: Path | None) -> list
         values = _read(spec, _TASK, where)
         if not values["id"]:
             raise WorkflowError(f"{where}: id must be a non-empty string")
+        _check_sizes(values, where)
         if values["id"] in first:
             raise WorkflowError(f"{where}: duplicate task id (first at tasks[{first[values['id']]}])")
         first[values["id"]] = i
@@ -572,6 +631,7 @@ def _build(
             raise WorkflowError(f"policies: unknown {key} policy {policies[key]!r}; valid: {_choices(known)}")
     backoff = Backoff(**_read(policies["retry"], _RETRY, "policies.retry"))
     context = _read(top["context"], _CONTEXT, "context")
+    budget = _budget(top["budget"])
     backends = _Backends(top["backends"], override)
     limits = dict(backends.limits)
     if agents is not None:
@@ -598,6 +658,7 @@ def _build(
         seed=policies["seed"],
         description=top["description"],
         context=ContextConfig(**context) if context.pop("enabled") else None,
+        budget=budget,
     )
 
 

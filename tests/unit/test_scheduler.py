@@ -610,3 +610,25 @@ def test_every_assignment_policy_respects_skills(name: str) -> None:
     for e in s.events:
         if e.kind == "dispatched" and e.task.startswith("c"):
             assert e.agent in ("coder", "any")
+
+
+def test_restored_tasks_are_done_from_the_start_and_never_dispatched() -> None:
+    graph = TaskGraph([Task("a"), Task("b", depends_on=("a",)), Task("c", depends_on=("b",)), Task("d")])
+    sched = Scheduler(graph, [AgentSpec("x", slots=2)])
+    first = sched.start(0.0, restored=["a"])
+    assert sorted(d.task for d in first) == ["b", "d"]
+    assert sched.state("a") is TaskState.DONE
+    assert [e.task for e in sched.events if e.kind == "restored"] == ["a"]
+    sched.task_finished("b", 1.0)
+    sched.task_finished("d", 1.0)
+    sched.task_finished("c", 2.0)
+    assert sched.done
+    assert not any(e.kind == "dispatched" and e.task == "a" for e in sched.events)
+    report = build_report(sched.events, graph)
+    assert report.tasks["done"] == 4
+
+
+def test_restoring_an_unknown_task_is_refused() -> None:
+    sched = Scheduler(TaskGraph([Task("a")]), [AgentSpec("x")])
+    with pytest.raises(SchedulingError, match="cannot restore unknown tasks: 'zz'"):
+        sched.start(0.0, restored=["zz"])

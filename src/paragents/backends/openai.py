@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import os
 import re
 import socket
@@ -392,14 +393,17 @@ def _server_compute_s(timings: Mapping[str, Any] | None) -> float | None:
 
 
 def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date."""
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date.
+    A value that is not a finite number (``inf``, ``nan``) is no advice: None."""
     if value is None or not value.strip():
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -25,7 +25,10 @@ Event kinds (``Event.kind``) and what ``data`` holds:
 ``failed``       task, agent, attempt; ``{"error": str}``
 ``cancelled``    task, agent (if it was running); ``{"reason": str}``
 ``requeued``     task, agent; ``{"reason": str}`` (its agent left mid-task)
+``restored``     task; ``{}``: it finished before the run was resumed, its result is kept
 ``agent_added`` / ``agent_removed`` / ``capacity``   agent; ``{"slots": n}``
+``stopped``      ``{"budget": key, "limit": x, "used": y}``, once, when a run budget is
+                 reached (see ``budget.py``); the tasks it cancels follow as ``cancelled``
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ P, R, X, B = TaskState.PENDING, TaskState.READY, TaskState.RUNNING, TaskState.BA
 #: (state, trigger) -> next state.  Anything not listed is an illegal transition.
 TRANSITIONS: Mapping[tuple[TaskState, str], TaskState] = {
     (P, "inputs_ready"): R,
+    (P, "restore"): TaskState.DONE,  # finished in an earlier life of a resumed run
     (R, "new_input"): P,  # an edge was added into a queued task
     (R, "dispatch"): X,
     (X, "finish"): TaskState.DONE,

@@ -13,7 +13,8 @@ edges name known tasks**.  Every mutation goes through :meth:`TaskGraph.add`, wh
 validates the whole batch before touching any state, so a refused batch leaves the graph
 as it was.  Duplicate ids, unknown dependencies, self-loops and cycles are refused with a
 :class:`~paragents.core.errors.GraphError` that names the offending ids (for a cycle, the
-ids on it, in order).
+ids on it, in order).  So is a batch that would break a size limit of
+:mod:`~paragents.core.sizes` (tasks, edges, id and prompt length).
 
 Growth while running (expansion, streamed planning) uses the same verb.  Whether the
 *target* of a new edge has already started is not the graph's business: the scheduler,
@@ -25,6 +26,7 @@ State held here:
 ``_preds``   id -> list of ids it depends on (its inputs).
 ``_succs``   id -> list of ids that depend on it.
 ``_order``   a cached topological order, dropped on every mutation.
+``_n_edges`` the number of edges (for the size limit).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import CycleError, GraphError
+from .sizes import MAX_EDGES, MAX_ID_CHARS, MAX_PROMPT_CHARS, MAX_TASKS, too_long
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
@@ -88,7 +91,7 @@ class Task:
 class TaskGraph:
     """A validated DAG of tasks that may grow.  ``TaskGraph(tasks)`` validates at once."""
 
-    __slots__ = ("_tasks", "_preds", "_succs", "_order", "_version")
+    __slots__ = ("_tasks", "_preds", "_succs", "_order", "_version", "_n_edges")
 
     def __init__(self, tasks: Iterable[Task] = (), edges: Iterable[tuple[str, str]] = ()) -> None:
         self._tasks: dict[str, Task] = {}
@@ -96,6 +99,7 @@ class TaskGraph:
         self._succs: dict[str, list[str]] = {}
         self._order: list[str] | None = None
         self._version = 0
+        self._n_edges = 0
         self.add(tasks, edges)
 
     # ------------------------------------------------------------------ reading
@@ -170,7 +174,15 @@ class TaskGraph:
                 raise GraphError(f"expected a Task, got {type(task).__name__}")
             if task.id in self._tasks or task.id in new_ids:
                 raise GraphError(f"duplicate task id {task.id!r}")
+            if len(task.id) > MAX_ID_CHARS:
+                raise GraphError(too_long(f"task id {task.id[:40]!r}...", len(task.id), MAX_ID_CHARS, "MAX_ID_CHARS"))
+            if isinstance(task.prompt, str) and len(task.prompt) > MAX_PROMPT_CHARS:
+                what = f"task {task.id!r}: prompt"
+                raise GraphError(too_long(what, len(task.prompt), MAX_PROMPT_CHARS, "MAX_PROMPT_CHARS"))
             new_ids[task.id] = task
+        if len(self._tasks) + len(new_ids) > MAX_TASKS:
+            total = len(self._tasks) + len(new_ids)
+            raise GraphError(f"the graph would hold {total:,} tasks, more than the limit of {MAX_TASKS:,} (MAX_TASKS)")
         known = self._tasks.keys() | new_ids.keys()
         pairs: list[tuple[str, str]] = []
         seen_pairs: set[tuple[str, str]] = set()
@@ -194,6 +206,9 @@ class TaskGraph:
                 pairs.append((u, v))
         # A cycle needs an edge that ends in an existing task or among the new ones;
         # new tasks have no successors yet, so only those edges need a search.
+        if self._n_edges + len(pairs) > MAX_EDGES:
+            total = self._n_edges + len(pairs)
+            raise GraphError(f"the graph would hold {total:,} edges, more than the limit of {MAX_EDGES:,} (MAX_EDGES)")
         risky = [(u, v) for u, v in pairs if v in self._tasks or u in new_ids]
         if risky:
             self._check_acyclic(new_ids, pairs)
@@ -204,6 +219,7 @@ class TaskGraph:
         for u, v in pairs:
             self._preds[v].append(u)
             self._succs[u].append(v)
+        self._n_edges += len(pairs)
         self._order = None
         self._version += 1
         return list(new_ids)

@@ -15,6 +15,8 @@ a pure function of ``(events, graph)``: no driver measures anything here.
 * **lower bound** — ``max(executed critical path, total busy / total slots)``.
 * **serial time** — the sum of the successful attempts' durations; **speedup** = serial /
   makespan.
+* **stopped** — ``None``, or the data of the run's ``stopped`` event (``{"budget",
+  "limit", "used"}``) when a run budget stopped it early.
 * **latency split** per task, from first becoming ready to finishing: ``T = Tc + Tt + Tp``.
   Compute ``Tc`` and transfer ``Tt`` are what the driver reported with ``finished`` (a
   plain callable reports its run time as compute); processing ``Tp`` is the rest —
@@ -79,6 +81,7 @@ class RunReport:
     cost: float
     answer: Any = None
     timings: dict[str, TaskTiming] = field(default_factory=dict)
+    stopped: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"RunReport({self.run_id!r}, makespan_s={self.makespan_s:.6g}, tasks={self.tasks})"
@@ -103,6 +106,7 @@ class RunReport:
             "latency": self.latency,
             "tokens": self.tokens,
             "cost": self.cost,
+            "stopped": self.stopped,
         }
         if self.answer is not None:
             out["answer"] = self.answer
@@ -124,6 +128,7 @@ def build_report(
     open_attempts: dict[tuple[str, int], tuple[str, float]] = {}
     first_ready: dict[str, float] = {}
     retried: set[str] = set()
+    stopped: dict[str, Any] | None = None
     t0: float | None = None
     t_end = 0.0
 
@@ -140,9 +145,15 @@ def build_report(
             assert e.agent is not None
             slots[e.agent] = max(slots.get(e.agent, 0), int((e.data or {}).get("slots", 0)))
             continue
+        if kind == "stopped":
+            stopped = dict(e.data or {})
+            continue
         if e.task is None:
             continue
         tt = timings.setdefault(e.task, TaskTiming(e.task))
+        if kind == "restored":  # finished before a resume: done, with the timing its log gave
+            tt.state = "done"
+            continue
         if kind == "dispatched":
             assert e.agent is not None
             ready_at = float((e.data or {}).get("ready_at", e.time))
@@ -232,6 +243,7 @@ def build_report(
         cost=sum(t.cost for t in timings.values()),
         answer=answer,
         timings=timings,
+        stopped=stopped,
     )
 
 

@@ -41,6 +41,16 @@ server's Retry-After).  After ``failover_after`` failures on one agent, the task
 that agent when another capable one with slots exists.  A task that fails for good
 cancels every task downstream of it (they can never get their inputs), and so does a
 failed or cancelled task that new work is made to depend on.
+
+**Budgets** (``budget=``, see ``budget.py``): ``_meter`` counts what the run used
+(tokens and cost from each ``task_finished`` usage, one task per dispatched attempt).
+Before each dispatch :meth:`_fill` asks it whether a limit is reached; the deadline is
+checked on every call that carries ``now``, even when no slot is free.  When a limit is
+reached the run *stops*, once: one ``stopped`` event, ``stop_reason`` set, every task not
+started (pending, ready, waiting for a retry, or added later) cancelled with that reason,
+and nothing dispatched again.  Attempts running at that moment may finish (their results
+and usage are kept; a failure is no longer retried), except at a deadline, which cancels
+them too.  A budget reached when nothing is left to dispatch stops nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .agent_state import AgentLike, AgentState
+from .budget import Budget, BudgetMeter, Stop
 from .errors import GraphError, SchedulingError
 from .events import (
     TRANSITIONS,
@@ -77,8 +88,8 @@ DONE = TaskState.DONE
 
 #: The event kinds the scheduler writes; drivers annotate the log with other kinds only.
 _OWN_KINDS = frozenset(
-    {"started", "added", "dispatched", "finished", "retry", "failed", "cancelled", "requeued",
-     "agent_added", "agent_removed", "capacity"}
+    {"started", "added", "dispatched", "finished", "retry", "failed", "cancelled", "requeued", "restored",
+     "agent_added", "agent_removed", "capacity", "stopped"}
 )
 
 #: How many ready tasks of one queue may be passed over in one dispatch round because
@@ -142,8 +153,12 @@ class Scheduler:
         backoff: Backoff | None = None,
         failover_after: int = 2,
         seed: int = 0,
+        budget: Budget | None = None,
     ) -> None:
         self.graph = graph
+        self.budget = budget
+        self._meter = BudgetMeter(budget) if budget is not None else None
+        self._stop: Stop | None = None
         self.priority = priority if priority is not None else CriticalPath()
         self.assign = assign if assign is not None else EarliestFinish()
         self.assign.reset(seed)
@@ -183,6 +198,17 @@ class Scheduler:
         return self._started and not self.done and c[RUNNING] == 0 and self.next_wakeup is None
 
     @property
+    def stop_reason(self) -> str | None:
+        """Why the run stopped early (``budget: max_tokens 1000 reached (1042 used)``), or None."""
+        return self._stop.reason if self._stop is not None else None
+
+    @property
+    def deadline(self) -> float | None:
+        """The ``now`` at which the budget's deadline stops the run (known once started), or None.
+        A driver calls :meth:`tick` then, so that a run with nothing to report stops on time."""
+        return self._meter.deadline if self._meter is not None else None
+
+    @property
     def counts(self) -> dict[str, int]:
         return {s.value: n for s, n in self._counts.items()}
 
@@ -210,16 +236,29 @@ class Scheduler:
         return self._prio.get(task_id, 0.0)
 
     # ================================================================ inputs
-    def start(self, now: float = 0.0) -> list[Decision]:
-        """Begin the run: every task without inputs becomes ready; dispatch what fits."""
+    def start(self, now: float = 0.0, *, restored: Iterable[str] = ()) -> list[Decision]:
+        """Begin the run: every task without inputs becomes ready; dispatch what fits.
+        ``restored`` tasks finished in an earlier life of this run (a resume): they are
+        done from the start and never dispatched."""
         if self._started:
             raise SchedulingError("scheduler already started")
         self._started = True
+        if self._meter is not None:
+            self._meter.start(now)
         tasks = list(self.graph)
-        self._check_capable(tasks)
+        done = list(dict.fromkeys(restored))
+        unknown = [t for t in done if t not in self.graph]
+        if unknown:
+            raise SchedulingError(f"cannot restore unknown tasks: {', '.join(map(repr, unknown[:5]))}")
+        self._check_capable([t for t in tasks if t.id not in set(done)])
         slots = {a.name: a.slots for a in self._agents.values()}
         self.events.append(Event(now, "started", data={"tasks": len(tasks), "agents": slots}))
         self._admit(tasks, now)
+        for tid in done:
+            self._move(self._recs[tid], "restore")
+            self.events.append(Event(now, "restored", tid))
+            for s in self.graph.successors(tid):
+                self._recs[s].waiting -= 1
         self._refresh_priorities(now)
         for task in tasks:
             rec = self._recs[task.id]
@@ -250,6 +289,8 @@ class Scheduler:
         out: list[Decision] = []
         if expansion is not None:
             self._expand(rec, expansion, now)
+        if self._meter is not None and usage:
+            self._meter.add_usage(usage)
         counts = self._counts
         counts[RUNNING] -= 1  # RUNNING --finish--> DONE, inlined from _move: the hot path
         counts[DONE] += 1
@@ -264,7 +305,7 @@ class Scheduler:
                 counts[READY] += 1
                 srec.state = READY
                 self._enqueue(srec, now)
-        if self._free_total > 0:
+        if self._free_total > 0 or self._meter is not None:
             self._fill(now, out)
         return out
 
@@ -292,7 +333,7 @@ class Scheduler:
             failed_on[agent] = failed_on.get(agent, 0) + 1
             if failed_on[agent] >= self.failover_after:
                 rec.avoid = rec.avoid | {agent}
-        if retryable and rec.retries_used < rec.task.retries:
+        if retryable and rec.retries_used < rec.task.retries and self._stop is None:
             rec.retries_used += 1
             delay = self.backoff.delay(rec.retries_used, self._rng, retry_after)
             self._move(rec, "retry")
@@ -622,7 +663,11 @@ class Scheduler:
         heapq.heappush(g.heap, (key, self._seq, rec))
 
     def _fill(self, now: float, out: list[Decision]) -> None:
-        """Dispatch the best ready tasks onto free slots until nothing more fits."""
+        """Dispatch the best ready tasks onto free slots until nothing more fits (or a
+        budget is reached: see the module docstring)."""
+        meter = self._meter
+        if meter is not None and self._budget_stops(now, meter, out, deadline_only=True):
+            return
         if self._free_total <= 0:
             return
         groups = self._groups.values()
@@ -650,6 +695,10 @@ class Scheduler:
             agent = assign.choose(rec.task, cands, now)
             heapq.heappop(best_g.heap)
             if agent is not None and agent.free > 0:
+                if meter is not None:
+                    if self._budget_stops(now, meter, out, deadline_only=False):
+                        break
+                    meter.add_dispatch()
                 self._dispatch(rec, agent, now, out)
                 continue
             # The policy prefers to wait (for a busy, faster agent), or this task avoids
@@ -668,6 +717,28 @@ class Scheduler:
                 heapq.heappush(g.heap, e)
             for a in held:
                 a.hold_s = 0.0
+
+    def _budget_stops(self, now: float, meter: BudgetMeter, out: list[Decision], *, deadline_only: bool) -> bool:
+        """Whether the budget forbids dispatching now; stops the run the first time.
+
+        Once stopped, tasks that arrived since (expansions, additions) are cancelled."""
+        if self._stop is None:
+            stop = meter.past_deadline(now) if deadline_only else meter.reached(now)
+            if stop is None:
+                return False
+            c = self._counts
+            if c[PENDING] + c[READY] + c[BACKOFF] + (c[RUNNING] if stop.hard else 0) == 0:
+                return False  # nothing left that the stop would prevent
+            self._stop = stop
+            self.events.append(Event(now, "stopped", data=stop.to_dict()))
+        c = self._counts
+        if c[PENDING] + c[READY] + c[BACKOFF] or (self._stop.hard and c[RUNNING]):
+            reason = self._stop.reason
+            hard = self._stop.hard
+            for rec in list(self._recs.values()):
+                if not rec.state.terminal and (hard or rec.state is not RUNNING):
+                    self._cancel_one(rec, now, reason, out)
+        return True
 
     def _dispatch(self, rec: _Rec, agent: AgentState, now: float, out: list[Decision]) -> None:
         counts = self._counts

@@ -26,7 +26,9 @@ the model (``tasks[2].depends_on must be a list of task ids, got 5``).  Three st
    reusing an id is renamed (``x_2``), and so is a task whose id is ``taken`` by the
    running graph (references to it in the plan follow the new name).  A skill no agent
    has becomes the closest available one, or the default skill.  Tasks past
-   ``max_tasks`` are dropped.
+   ``max_tasks`` are dropped.  An id or a description over the size limits of
+   :mod:`paragents.core.sizes` is an error naming the task; a plan with more than
+   ``MAX_TASKS`` tasks is refused at once.
 
 3. **Repairing the graph** (at the end, when every id is known): self-loops and repeated
    dependencies are removed, dependencies on ids that are neither in the plan nor
@@ -50,6 +52,7 @@ from typing import Any
 
 from ..core.errors import PlanError
 from ..core.graph import Task, TaskGraph
+from ..core.sizes import MAX_ID_CHARS, MAX_PROMPT_CHARS, MAX_TASKS, too_long
 from ._scan import TASK_LIST_KEYS, ItemScanner
 
 __all__ = ["Plan", "PlanAssembler", "PlannedTask", "parse_plan"]
@@ -234,6 +237,8 @@ class PlanAssembler:
         if self._full():
             return None
         where = f"tasks[{index}]"
+        if len(self.tasks) >= MAX_TASKS:
+            raise PlanError(f"the plan has more than {MAX_TASKS:,} tasks, the limit (MAX_TASKS)")
         if not isinstance(value, dict):
             self.errors.append(f"{where} must be a task object, got {_show(value)}")
             return None
@@ -309,6 +314,9 @@ class PlanAssembler:
             notes.append(f"{where}.id was the number {raw}; used {str(raw)!r}")
             return str(raw)
         if isinstance(raw, str):
+            if len(raw.strip()) > MAX_ID_CHARS:
+                self.errors.append(f"{where}: " + too_long("id", len(raw.strip()), MAX_ID_CHARS, "MAX_ID_CHARS"))
+                return None
             return raw.strip() or None
         self.errors.append(f"{where}.id must be a string, got {_show(raw)}")
         return None
@@ -321,6 +329,9 @@ class PlanAssembler:
             self.errors.append(f"{where}.description must be a string, got {_show(raw)}")
         elif not raw.strip():
             self.errors.append(f"{where}.description is empty")
+        elif len(raw.strip()) > MAX_PROMPT_CHARS:
+            length = len(raw.strip())
+            self.errors.append(f"{where}: " + too_long("description", length, MAX_PROMPT_CHARS, "MAX_PROMPT_CHARS"))
         else:
             return raw.strip()
         return ""

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.agent_state import AgentLike, AgentState
+from ..core.budget import Budget
 from ..core.errors import SchedulingError
 from ..core.events import Cancel, Decision, Dispatch, Event, Expansion, Retry
 from ..core.graph import Task, TaskGraph
@@ -281,6 +282,8 @@ class _Engine:
         for arr in arrivals:
             self.push(arr.time, "arrive", arr)
         self.carry_out(self.sched.start(0.0))
+        if self.sched.deadline is not None:  # a budget's deadline wakes the run even when idle
+            self.push(self.sched.deadline, "tick", None)
         heap = self.heap
         while heap:
             self.now, _, kind, payload = heapq.heappop(heap)
@@ -426,8 +429,12 @@ def simulate(
     fails: FailFn | None = None,
     expand: ExpandFn | None = None,
     run_id: str = "sim",
+    budget: Budget | None = None,
 ) -> SimResult:
-    """Run ``graph`` (and the ``arrivals``, at their times) on a virtual clock."""
+    """Run ``graph`` (and the ``arrivals``, at their times) on a virtual clock.
+
+    ``budget`` limits the run as in the runtime; its deadline is seen at the first
+    happening at or after it."""
     agents = list(agents)
     model = latency if latency is not None else _FIXED
     unknown = sorted(set(model.placement) - {a.name for a in agents})
@@ -441,6 +448,7 @@ def simulate(
         backoff=backoff,
         failover_after=failover_after,
         seed=seed,
+        budget=budget,
     )
     engine = _Engine(sched, model, random.Random(seed), duration, fails, expand)
     arrivals = sorted(arrivals, key=lambda r: r.time)
