@@ -28,8 +28,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import replace
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,19 @@ from typing import Any
 import click
 from rich.console import Console
 
+from .core.budget import Budget
 from .core.errors import ParagentsError, WorkflowError
+from .core.graph import TaskGraph
 from .core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES
+from .core.report import build_report
+from .durable import (
+    EventHook,
+    RunSpec,
+    aresume,
+    arun_recorded,
+    run_status,
+    with_overrides,
+)
 from .goal import ANSWER_TASK, PLAN_TASK, arun_goal, planner_for
 from .planner import Plan
 from .render import (
@@ -47,6 +60,7 @@ from .render import (
     render_analysis,
     render_plan,
     render_report,
+    render_runs,
     render_serverless,
     render_simulation,
 )
@@ -54,6 +68,8 @@ from .resources import ALLOCATORS
 from .runtime import driver
 from .sim.scenarios import build_scenario, describe, run_scenario
 from .sim.serverless import run_serverless
+from .store import RunStore, check_run, open_store, resumable
+from .store.recorder import Recorder
 from .workflow import (
     BACKEND_OVERRIDES,
     AgentConfig,
@@ -120,6 +136,12 @@ _agents_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Agents YAML file (backends: + agents:) replacing the workflow's own agents.",
 )
+_store_option = click.option(
+    "--store",
+    "store_url",
+    metavar="PATH|URL",
+    help="Run store: a SQLite file, sqlite:///PATH or postgresql://... (default: runs.db in the user's data directory).",
+)
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout, nothing else.")
 
 
@@ -155,6 +177,13 @@ def cli() -> None:
 @click.option("--assign", type=click.Choice(sorted(ASSIGN_POLICIES)), help="Assignment policy (overrides the file).")
 @click.option("--seed", type=int, help="Scheduler seed (overrides the file).")
 @_goal_options
+@click.option("--max-tokens", type=int, help="Budget: stop the run once this many tokens are used.")
+@click.option("--max-cost", type=float, help="Budget: stop the run once it has cost this much.")
+@click.option("--max-dispatches", type=int, help="Budget: dispatch at most this many task attempts.")
+@click.option("--deadline", type=float, metavar="SECONDS", help="Budget: stop the run after this many seconds.")
+@_store_option
+@click.option("--no-store", is_flag=True, help="Do not record the run (it cannot be shown or resumed later).")
+@click.option("--run-id", help="The run's id in the store (default: a new random id).")
 @_json_option
 def run_command(
     target: str,
@@ -167,6 +196,13 @@ def run_command(
     base_url: str | None,
     model: str | None,
     api_key: str | None,
+    max_tokens: int | None,
+    max_cost: float | None,
+    max_dispatches: int | None,
+    deadline: float | None,
+    store_url: str | None,
+    no_store: bool,
+    run_id: str | None,
     as_json: bool,
 ) -> int:
     """Run TARGET: a workflow YAML file, or a goal in plain words.
@@ -179,27 +215,55 @@ def run_command(
     2 for an invalid workflow or option.
     """
     _openai_env(base_url, model, api_key)
+    limits = {"max_tokens": max_tokens, "max_cost": max_cost, "max_tasks": max_dispatches, "deadline_s": deadline}
+    budget = {k: v for k, v in limits.items() if v is not None} or None
+    if budget is not None:
+        Budget(**budget)  # refuse a bad limit before anything runs
+    store = None if no_store else open_store(store_url)
     path = _workflow_file(target)
     if path is None:
-        return _run_goal(target, backend, agents_file, priority, assign, seed, max_tasks, as_json)
-    workflow = _load(path, backend, agents_file)
-    overrides = {"priority": priority, "assign": assign, "seed": seed}
-    workflow = replace(workflow, **{k: v for k, v in overrides.items() if v is not None})
-    options = workflow.run_options()
-    if as_json:
-        result = driver.run(workflow.graph, workflow.agents, **options)
-    else:
-        with RunProgress(Console(stderr=True), title=workflow.name) as progress:
-            result = driver.run(workflow.graph, workflow.agents, on_event=progress.on_event, **options)
+        return _run_goal(target, backend, agents_file, priority, assign, seed, max_tasks, as_json, store, run_id, budget)
+    spec = RunSpec(
+        "workflow",
+        path.read_text(encoding="utf-8"),
+        str(path),
+        agents=agents_file.read_text(encoding="utf-8") if agents_file is not None else None,
+        backend=backend,
+        priority=priority,
+        assign=assign,
+        seed=seed,
+        budget=budget,
+    )
+    workflow = with_overrides(_load(path, backend, agents_file), spec)
+
+    def go(hook: EventHook | None) -> driver.RunResult:
+        if store is None:
+            return driver.run(workflow.graph, workflow.agents, on_event=hook, **workflow.run_options())
+        return asyncio.run(arun_recorded(workflow, spec, store, run_id=run_id, on_event=hook))
+
+    result = _with_progress(go, workflow.name, as_json)
+    return _print_run(result, workflow.name, as_json)
+
+
+def _with_progress(go: Callable[[EventHook | None], driver.RunResult], title: str, quiet: bool) -> driver.RunResult:
+    """Run ``go`` with the live progress view on stderr, unless ``quiet``."""
+    if quiet:
+        return go(None)
+    with RunProgress(Console(stderr=True), title=title) as progress:
+        return go(progress.on_event)
+
+
+def _print_run(result: driver.RunResult, name: str, as_json: bool) -> int:
+    """The report of a workflow run; exit 0 when every task is done, else 1."""
     report = result.report
     if as_json:
         doc = report.to_dict()
-        doc["workflow"] = workflow.name
+        doc["workflow"] = name
         doc["results"] = result.results
         doc["errors"] = result.errors
         _dump(doc)
     else:
-        title = f"{workflow.name}: run {result.run_id}"
+        title = f"{name}: run {result.run_id}"
         render_report(report, Console(), answer=result.answer, errors=result.errors, title=title)
     return 0 if report.tasks.get("done", 0) == report.tasks.get("total", 0) else 1
 
@@ -213,23 +277,41 @@ def _run_goal(
     seed: int | None,
     max_tasks: int,
     as_json: bool,
+    store: RunStore | None,
+    run_id: str | None,
+    budget: dict[str, float] | None,
 ) -> int:
     team = _team(agents_file, backend)
+    run_id = run_id or uuid.uuid4().hex[:12]
     options: dict[str, Any] = {
         "limits": team.limits,
         "max_tasks": max_tasks,
         "priority": priority or "critical_path",
         "assign": assign or "earliest_finish",
         "seed": seed or 0,
+        "run_id": run_id,
+        "budget": Budget(**budget) if budget else None,
     }
+    if store is not None:
+        spec = RunSpec("goal", goal, agents=agents_file.read_text(encoding="utf-8") if agents_file else None,
+                       backend=backend, priority=priority, assign=assign, seed=seed, budget=budget)
+        store.create_run(run_id, "goal", spec.to_json())
+        options["recorder"] = Recorder(store, run_id)
     try:
         if as_json:
             run = asyncio.run(arun_goal(goal, team.agents, **options))
         else:
             with RunProgress(Console(stderr=True), title="goal") as progress:
                 run = asyncio.run(arun_goal(goal, team.agents, on_event=progress.on_event, **options))
+    except BaseException:
+        if store is not None:
+            store.set_status(run_id, "interrupted")
+        raise
     finally:
         asyncio.run(_close(team))
+    if store is not None:
+        status, reason = run_status(run.result.report)
+        store.finish_run(run_id, status, run.result.report.to_dict(), reason)
     result, report = run.result, run.result.report
     answer = result.results.get(ANSWER_TASK)
     if as_json:
@@ -329,6 +411,87 @@ def graph_command(workflow_file: str, agents_file: Path | None, as_json: bool) -
     else:
         render_analysis(workflow.graph, Console(), speeds, title=f"{workflow.name}: task graph")
     return 0
+
+
+@cli.group("runs")
+def runs_group() -> None:
+    """Recorded runs: list, show, resume after a crash, check the log's consistency."""
+
+
+@runs_group.command("list")
+@_store_option
+@click.option("--limit", default=20, show_default=True, help="Most runs to list, newest first.")
+@_json_option
+def runs_list(store_url: str | None, limit: int, as_json: bool) -> int:
+    """List the store's runs, newest first."""
+    with open_store(store_url) as store:
+        runs = store.list_runs(limit)
+    if as_json:
+        _dump({"store": store.url, "runs": [asdict(r) for r in runs]})
+    else:
+        render_runs(runs, Console(), title=f"runs in {store.url}")
+    return 0
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@_store_option
+@_json_option
+def runs_show(run_id: str, store_url: str | None, as_json: bool) -> int:
+    """Show one run: its status, report and the state of every task."""
+    with open_store(store_url) as store:
+        stored = store.load_run(run_id)
+    graph = TaskGraph([rec.task for rec in stored.tasks])
+    report = build_report(stored.events, graph, run_id=run_id)
+    if as_json:
+        doc = report.to_dict()
+        doc.update(
+            status=stored.status,
+            stop_reason=stored.stop_reason,
+            spec=stored.spec,
+            results={tid: r.result for tid, r in stored.results.items()},
+            task_states={t: timing.state for t, timing in report.timings.items()},
+        )
+        _dump(doc)
+    else:
+        title = f"{stored.name}: run {run_id} ({stored.status}, {time.strftime('%Y-%m-%d %H:%M', time.localtime(stored.created_at))})"
+        render_report(report, Console(), title=title)
+    return 0
+
+
+@runs_group.command("resume")
+@click.argument("run_id")
+@_store_option
+@_json_option
+def runs_resume(run_id: str, store_url: str | None, as_json: bool) -> int:
+    """Resume RUN_ID: tasks that finished keep their results and never run again; the
+    rest run now, under the same run id, continuing its log."""
+    with open_store(store_url) as store:
+        result = _with_progress(lambda hook: asyncio.run(aresume(store, run_id, on_event=hook)), run_id, as_json)
+    return _print_run(result, run_id, as_json)
+
+
+@runs_group.command("check")
+@click.argument("run_id")
+@_store_option
+@_json_option
+def runs_check(run_id: str, store_url: str | None, as_json: bool) -> int:
+    """Check RUN_ID's log: every dispatched task ended or can be resumed, no result
+    without its finish, a contiguous log, a known and acyclic graph.  Exit 1 on a problem."""
+    with open_store(store_url) as store:
+        stored = store.load_run(run_id)
+    problems, pending = check_run(stored), resumable(stored)
+    if as_json:
+        _dump({"run_id": run_id, "status": stored.status, "consistent": not problems, "problems": problems,
+               "resumable": pending})
+    else:
+        for p in problems:
+            click.echo(f"problem: {p}")
+        for p in pending:
+            click.echo(f"resumable: {p}")
+        if not problems:
+            click.echo(f"run {run_id} ({stored.status}): consistent")
+    return 1 if problems else 0
 
 
 @cli.command("simulate")

@@ -39,6 +39,7 @@ from .aggregate import merge_prompt
 from .backends.base import Request
 from .context.runtime_context import ContextConfig
 from .core.agent_state import WILDCARD
+from .core.budget import Budget
 from .core.errors import ParagentsError, WorkflowError
 from .core.events import Event
 from .core.graph import Task, TaskGraph
@@ -47,6 +48,7 @@ from .core.scheduler import Scheduler
 from .planner import Plan, PlannedTask, Planner
 from .runtime.driver import RunResult, Runtime, TaskContext
 from .runtime.limits import Limits
+from .store.recorder import Recorder
 
 __all__ = ["GoalRun", "PLAN_TASK", "ANSWER_TASK", "arun_goal", "planner_for"]
 
@@ -105,6 +107,8 @@ async def arun_goal(
     on_event: Callable[[Event, Scheduler], None] | None = None,
     backoff: Backoff | None = None,
     context: ContextConfig | None = DEFAULT_CONTEXT,
+    recorder: Recorder | None = None,
+    budget: Budget | None = None,
 ) -> GoalRun:
     """Plan ``goal`` with the team's planner, run the plan on the team, merge an answer."""
     goal = goal.strip()
@@ -192,6 +196,8 @@ async def arun_goal(
         on_event=on_event,
         backoff=backoff,
         context=context,
+        recorder=recorder,
+        budget=budget,
     )
     result = await runtime.run()
     return GoalRun(goal, result, plans[0] if plans else None, planner)

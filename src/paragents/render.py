@@ -360,3 +360,14 @@ def render_serverless(doc: Mapping[str, Any], console: Console) -> None:
     extra = {k: v for k, v in doc.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     table.caption = ", ".join(f"{k} {v:.4g}" for k, v in extra.items())
     console.print(table)
+
+
+def render_runs(runs: Sequence[Any], console: Console, *, title: str) -> None:
+    """The store's runs (``RunSummary`` records), newest first."""
+    table = Table(title=title, title_justify="left")
+    for col in ("run", "name", "status", "tasks done", "started", "stopped by"):
+        table.add_column(col, justify="right" if col == "tasks done" else "left")
+    for r in runs:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))
+        table.add_row(r.run_id, r.name, r.status, f"{r.tasks_done}/{r.tasks_total}", started, r.stop_reason or "")
+    console.print(table)

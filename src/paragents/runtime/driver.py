@@ -27,6 +27,14 @@ With ``context`` set, every LLM prompt (a plain LLM task's, or a callable's thro
 ``TaskContext.prompt()``) is assembled from the run's context store, each finished
 task's text is added to that store before its successors are dispatched, and what
 each prompt received is logged as a ``context`` event.
+
+Durability.  With a ``recorder`` (:mod:`paragents.store.recorder`), every event of the log
+is handed to it as it happens (it writes in batches, on its own thread), and a finished
+task's result is awaited into the store *before* the scheduler hears of it, so no
+successor is ever dispatched on a result that a crash could lose.  With ``resume`` (a
+:class:`Resumption`: the results and the log of the run's earlier life), the tasks that
+had finished are restored as done and never run again, the clock continues from the
+log's last event, and the report covers the whole log.
 """
 
 from __future__ import annotations
@@ -34,13 +42,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..agents import Agent
 from ..backends.base import Backend, Completion, Request
 from ..context.runtime_context import ContextConfig, RunContext
+from ..core.budget import Budget
 from ..core.errors import (
     BackendError,
     ParagentsError,
@@ -54,9 +63,11 @@ from ..core.policies import AssignPolicy, Backoff, PriorityPolicy
 from ..core.policies.resolve import resolve_assign, resolve_priority
 from ..core.report import RunReport, build_report, usage_dict
 from ..core.scheduler import Scheduler
+from ..store.recorder import Recorder
+from ..store.serialize import inputs_hash
 from .limits import AdmissionControl, Limits
 
-__all__ = ["RunResult", "Runtime", "TaskContext", "arun", "run"]
+__all__ = ["Resumption", "RunResult", "Runtime", "TaskContext", "arun", "run"]
 
 EventHook = Callable[[Event, Scheduler], None]
 
@@ -119,6 +130,17 @@ class TaskContext:
             completion_tokens=self.completion_tokens,
             cost=used / 1000.0 * self.agent.cost_per_1k_tokens,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Resumption:
+    """What an earlier life of a run left: its finished tasks' results and its event log.
+    The resumed run restores those tasks as done (they never run again), continues the
+    log's clock, and reports over the whole log."""
+
+    results: Mapping[str, Any]  # in the order the tasks finished
+    events: Sequence[Event]
+    producers: Mapping[str, str] = field(default_factory=dict)  # task id -> the agent that made its result
 
 
 @dataclass(slots=True, repr=False)
@@ -192,6 +214,9 @@ class Runtime:
         run_id: str | None = None,
         on_event: EventHook | None = None,
         context: ContextConfig | None = None,
+        recorder: Recorder | None = None,
+        resume: Resumption | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.graph = graph
         self.agents: dict[str, Agent] = {}
@@ -207,6 +232,7 @@ class Runtime:
             backoff=backoff,
             failover_after=failover_after,
             seed=seed,
+            budget=budget,
         )
         self.admission = limits if isinstance(limits, AdmissionControl) else AdmissionControl(limits)
         self.context = RunContext(context) if context is not None else None
@@ -215,6 +241,12 @@ class Runtime:
         self.errors: dict[str, str] = {}
         self._on_event = on_event
         self._seen = 0
+        self.recorder = recorder
+        self.resume = resume
+        self._prior = list(resume.events) if resume is not None else []
+        self._recorded = 0  # events of this life handed to the recorder
+        if resume is not None:
+            self.results.update(resume.results)
         self._children: dict[str, asyncio.Task[None]] = {}
         self._timers: list[asyncio.TimerHandle] = []
         self._tg: asyncio.TaskGroup | None = None
@@ -229,17 +261,32 @@ class Runtime:
         self._finished = asyncio.Event()
         if self.context is not None:
             await self.context.warm()
-        self._t0 = loop.time()
+            if self.resume is not None:  # later prompts see what the earlier life produced
+                for tid, result in self.resume.results.items():
+                    await self.context.record(tid, result, self.resume.producers.get(tid, ""))
+        offset = self._prior[-1].time if self._prior else 0.0  # a resumed log's clock goes on
+        if self.recorder is not None:
+            await self.recorder.start()
+            if self.resume is None:
+                self.recorder.tasks(list(self.graph), None)
+        self._t0 = loop.time() - offset
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                self._apply(self.scheduler.start(0.0))
+                restored = self.resume.results if self.resume is not None else ()
+                self._apply(self.scheduler.start(self._now(), restored=restored))
+                deadline = self.scheduler.deadline
+                if deadline is not None:  # the budget's deadline stops even a run that waits idle
+                    self._timers.append(loop.call_at(self._t0 + deadline, self._tick, deadline))
                 await self._finished.wait()
         finally:
             self._tg = None
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
+            if self.recorder is not None:
+                self._record_events()
+                await self.recorder.close()
         if self._fatal is not None:
             raise self._fatal
         return self._result()
@@ -272,6 +319,8 @@ class Runtime:
                     child.cancel()
         if self._on_event is not None:
             self._emit()
+        if self.recorder is not None:
+            self._record_events()
         sched = self.scheduler
         if sched.done or sched.stalled:
             if sched.stalled:
@@ -285,6 +334,21 @@ class Runtime:
         while self._seen < len(events):
             self._on_event(events[self._seen], self.scheduler)
             self._seen += 1
+
+    def _record_events(self) -> None:
+        """Hand the log's new events (and the definitions of tasks added at run time) to
+        the recorder; it writes them in its next batch, off the event loop."""
+        assert self.recorder is not None
+        events = self.scheduler.events
+        new = events[self._recorded :]
+        if not new:
+            return
+        base = len(self._prior) + self._recorded
+        self._recorded = len(events)
+        for e in new:
+            if e.kind == "added":
+                self.recorder.tasks([self.graph[t] for t in e.data["tasks"]], e.data.get("by"))
+        self.recorder.events([(base + i, e) for i, e in enumerate(new)])
 
     def _tick(self, due: float) -> None:
         # asyncio may run a timer up to one clock resolution early: never tick before ``due``.
@@ -318,6 +382,9 @@ class Runtime:
             del self._children[tid]
         if self.context is not None and sched.attempt(tid) == attempt:
             await self.context.record(tid, result, agent_name)  # before successors are dispatched
+        if self.recorder is not None and sched.attempt(tid) == attempt and not sched.state(tid).terminal:
+            self._record_events()  # the log up to here goes in the same commit or an earlier one
+            await self.recorder.result(tid, attempt, agent_name, result, usage, inputs_hash(self._inputs(tid)))
         try:
             decisions = sched.task_finished(tid, self._now(), usage=usage, expansion=expansion, attempt=attempt)
         except ParagentsError as exc:  # an invalid expansion fails its task, not the run
@@ -412,7 +479,8 @@ class Runtime:
         else:
             answer = {t: self.results[t] for t in sinks} or None
         errors = {t: e for t, e in self.errors.items() if t not in self.results}
-        return RunResult(self.run_id, dict(self.results), errors, self.scheduler.events, self.graph, answer)
+        events = self._prior + self.scheduler.events if self._prior else self.scheduler.events
+        return RunResult(self.run_id, dict(self.results), errors, events, self.graph, answer)
 
 
 class _NoBackend(BackendError):
@@ -424,7 +492,12 @@ async def arun(graph: TaskGraph, agents: Iterable[Agent], **options: Any) -> Run
 
     Options are :class:`Runtime`'s: ``priority``, ``assign``, ``aging``, ``backoff``,
     ``limits``, ``failover_after``, ``seed``, ``run_id``, ``on_event``, ``context``
-    (a :class:`~paragents.context.ContextConfig` turns on semantic context assembly).
+    (a :class:`~paragents.context.ContextConfig` turns on semantic context assembly),
+    ``recorder`` (a durable run store's writer), ``resume`` (a :class:`Resumption`) and
+    ``budget`` (a :class:`~paragents.core.budget.Budget`: when a limit on tokens, cost,
+    dispatched attempts or run time is reached, the run stops and cancels what has not
+    started; ``result.report.stopped`` says which limit, ``Runtime.scheduler.stop_reason``
+    says it in words).
     """
     return await Runtime(graph, agents, **options).run()
 

@@ -1,0 +1,175 @@
+"""Durable runs: a workflow or goal run recorded in a run store, and resumed after a crash.
+
+Theory of operation
+-------------------
+A recorded run writes three things to its :class:`~paragents.store.RunStore` as it goes
+(through a :class:`~paragents.store.recorder.Recorder`, in batches, off the event loop):
+the event log, each finished task's result (durable before its successors are
+dispatched), and the graph as it grew.  The ``runs`` row also holds a :class:`RunSpec`:
+the workflow's YAML text, the team's YAML text and the command-line overrides, which is
+what rebuilds agents, backends and policies later without the original files.
+
+Resuming (:func:`aresume`) rebuilds the graph from the spec and then replays the log's
+``added`` events with the stored definitions of the tasks added at run time (the growth
+from expansions), restores every task that has a stored result as done, and runs the
+rest under the same run id: the log continues where it stopped, with the same clock.
+A task with a result is never executed again — the result table's key (run, task) is
+the idempotency key — and a task that was running when the process died runs again
+from the start.  Tasks that failed or were cancelled in the earlier life are tried
+again, so resuming a finished run that had failures is a retry of exactly those.
+
+Goal runs are recorded (listed, shown and checked like any run), but cannot be resumed:
+their tasks are plain-words plans turned into code at run time, and replanning would
+make a different graph.  The resume refuses them with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from .core.budget import Budget
+from .core.errors import ParagentsError
+from .core.events import Event
+from .core.graph import TaskGraph
+from .core.report import RunReport
+from .core.scheduler import Scheduler
+from .runtime.driver import Resumption, RunResult, arun
+from .store import RunStore, StoredRun
+from .store.recorder import Recorder
+from .workflow import Workflow, load_agents, load_workflow
+
+__all__ = ["RunSpec", "aresume", "arun_recorded", "run_status", "with_overrides", "workflow_of"]
+
+EventHook = Callable[[Event, Scheduler], None]
+
+
+class ResumeError(ParagentsError):
+    """The run cannot be resumed (a goal run, an unknown spec, nothing left to do)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """What rebuilds a run: the workflow and team as text, and the overrides used."""
+
+    kind: str  # "workflow" or "goal"
+    source: str  # the workflow YAML, or the goal in words
+    path: str = ""
+    agents: str | None = None  # the team's YAML (--agents), if one replaced the workflow's
+    backend: str | None = None
+    priority: str | None = None
+    assign: str | None = None
+    seed: int | None = None
+    budget: dict[str, float] | None = None  # limits given on the command line
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> RunSpec:
+        try:
+            return cls(**doc)
+        except TypeError as exc:
+            raise ResumeError(f"the stored run spec is not understood: {exc}") from None
+
+
+def workflow_of(spec: RunSpec) -> Workflow:
+    """The workflow a spec describes (from its stored text), with its overrides applied."""
+    team = load_agents(spec.agents, backend_override=spec.backend) if spec.agents else None
+    text = spec.source if "\n" in spec.source else spec.source + "\n"
+    return with_overrides(load_workflow(text, backend_override=spec.backend, agents=team), spec)
+
+
+def with_overrides(workflow: Workflow, spec: RunSpec) -> Workflow:
+    """``workflow`` with the spec's policy, seed and budget overrides applied."""
+    overrides = {"priority": spec.priority, "assign": spec.assign, "seed": spec.seed}
+    workflow = replace(workflow, **{k: v for k, v in overrides.items() if v is not None})
+    if spec.budget:
+        base = workflow.budget.limits if workflow.budget is not None else {}
+        workflow = replace(workflow, budget=Budget(**{**base, **spec.budget}))
+    return workflow
+
+
+def run_status(report: RunReport) -> tuple[str, str | None]:
+    """``done`` when every task is done, ``stopped`` when a budget stopped it, else ``failed``."""
+    doc = report.to_dict()
+    stopped = doc.get("stopped")
+    if stopped:
+        return "stopped", json.dumps(stopped, sort_keys=True)
+    tasks = report.tasks
+    return ("done" if tasks.get("done", 0) == tasks.get("total", 0) else "failed"), None
+
+
+async def _run_and_finish(store: RunStore, run_id: str, go: Callable[[Recorder], Any]) -> RunResult:
+    recorder = Recorder(store, run_id)
+    try:
+        result: RunResult = await go(recorder)
+    except BaseException:
+        store.set_status(run_id, "interrupted")
+        raise
+    status, reason = run_status(result.report)
+    store.finish_run(run_id, status, result.report.to_dict(), reason)
+    return result
+
+
+async def arun_recorded(
+    workflow: Workflow,
+    spec: RunSpec,
+    store: RunStore,
+    *,
+    run_id: str | None = None,
+    on_event: EventHook | None = None,
+) -> RunResult:
+    """Run ``workflow`` recording everything in ``store`` under ``run_id`` (new if None)."""
+    run_id = run_id or uuid.uuid4().hex[:12]
+    store.create_run(run_id, workflow.name, spec.to_json())
+
+    async def go(recorder: Recorder) -> RunResult:
+        options = workflow.run_options()
+        return await arun(
+            workflow.graph, workflow.agents, run_id=run_id, on_event=on_event, recorder=recorder, **options
+        )
+
+    return await _run_and_finish(store, run_id, go)
+
+
+def _grown_graph(workflow: Workflow, stored: StoredRun) -> TaskGraph:
+    """The workflow's graph plus the tasks the earlier life added, in the order it did."""
+    graph = workflow.graph
+    definitions = {rec.task.id: rec.task for rec in stored.tasks}
+    for e in stored.events:
+        if e.kind != "added" or not e.data:
+            continue
+        tasks = [definitions[t] for t in e.data["tasks"] if t not in graph]
+        edges = [(u, v) for u, v in e.data.get("edges", ()) if u in graph or u in definitions]
+        graph.add(tasks, edges)
+    return graph
+
+
+async def aresume(store: RunStore, run_id: str, *, on_event: EventHook | None = None) -> RunResult:
+    """Resume ``run_id`` from ``store``: restore what finished, run the rest."""
+    stored = store.load_run(run_id)
+    spec = RunSpec.from_json(stored.spec)
+    if spec.kind != "workflow":
+        raise ResumeError(
+            f"run {run_id!r} is a {spec.kind} run and cannot be resumed: its tasks were planned by a model "
+            "at run time; run the goal again"
+        )
+    workflow = workflow_of(spec)
+    graph = _grown_graph(workflow, stored)
+    done = sorted((r.finished_at, tid) for tid, r in stored.results.items() if tid in graph)
+    results = {tid: stored.results[tid].result for _, tid in done}
+    producers = {tid: stored.results[tid].agent for _, tid in done}
+    store.set_status(run_id, "running")
+
+    async def go(recorder: Recorder) -> RunResult:
+        options = workflow.run_options()
+        resume = Resumption(results, stored.events, producers)
+        return await arun(
+            graph, workflow.agents, run_id=run_id, on_event=on_event, recorder=recorder, resume=resume, **options
+        )
+
+    return await _run_and_finish(store, run_id, go)
