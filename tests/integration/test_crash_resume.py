@@ -149,3 +149,17 @@ def test_unknown_run_and_bad_store_are_one_clear_error(tmp_path: Path) -> None:
 
     assert_one_error_line(cli("runs", "show", "nope", "--store", str(tmp_path / "x.db")), "no run 'nope'")
     assert_one_error_line(cli("runs", "list", "--store", "mysql://h/db"), "mysql")
+
+
+def test_a_token_budget_stops_the_run_and_the_store_says_which(workflow: Path, tmp_path: Path) -> None:
+    url = str(tmp_path / "runs.db")
+    proc = cli("run", workflow, "--store", url, "--run-id", "capped", "--max-tokens", "2000", "--json")
+    assert proc.returncode == 1, proc.stderr  # not every task is done
+    doc = json.loads(proc.stdout)
+    assert doc["stopped"]["budget"] == "max_tokens" and doc["stopped"]["limit"] == 2000
+    assert 0 < doc["tasks"]["done"] < N_TASKS and doc["tasks"]["cancelled"] > 0
+    listed = json.loads(cli("runs", "list", "--store", url, "--json").stdout)["runs"]
+    assert listed[0]["status"] == "stopped" and "max_tokens" in listed[0]["stop_reason"]
+    assert cli("runs", "check", "capped", "--store", url).returncode == 0
+    bad = cli("run", workflow, "--no-store", "--max-tokens", "0")
+    assert bad.returncode == 2 and "max_tokens must be a positive integer" in bad.stderr

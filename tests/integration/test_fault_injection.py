@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from faulty_server import Faults, FaultyServer
@@ -28,6 +29,8 @@ from paragents.core.errors import (
 from paragents.core.graph import Task, TaskGraph
 from paragents.core.policies import Backoff
 from paragents.runtime.driver import RunResult, arun
+from paragents.store import check_run, open_store
+from paragents.store.recorder import Recorder
 
 #: The client gives up on an answer after this long; the server's slow answers take longer.
 CLIENT_TIMEOUT_S = 0.4
@@ -52,7 +55,7 @@ def two_hundred_tasks() -> TaskGraph:
     return TaskGraph(tasks)
 
 
-async def run_against(server: FaultyServer) -> RunResult:
+async def run_against(server: FaultyServer, recorder: Recorder | None = None) -> RunResult:
     agents = [
         Agent(
             f"agent{i}",
@@ -63,7 +66,12 @@ async def run_against(server: FaultyServer) -> RunResult:
     ]
     try:
         return await arun(
-            two_hundred_tasks(), agents, backoff=Backoff(base_s=0.01, factor=2.0, max_s=0.1, jitter=0.1), seed=7
+            two_hundred_tasks(),
+            agents,
+            backoff=Backoff(base_s=0.01, factor=2.0, max_s=0.1, jitter=0.1),
+            seed=7,
+            run_id="faulty",
+            recorder=recorder,
         )
     finally:
         for agent in agents:
@@ -84,13 +92,21 @@ def check_nothing_is_lost(result: RunResult) -> None:
     assert report.tasks["done"] + report.tasks["failed"] + report.tasks["cancelled"] == 200
 
 
-async def test_a_run_against_a_faulty_server_completes_and_loses_nothing() -> None:
+async def test_a_run_against_a_faulty_server_completes_and_loses_nothing(tmp_path: Path) -> None:
     faults = Faults(error_500=0.1, rate_limit=0.1, slow=0.05, truncated=0.1, drop=0.1, slow_s=1.5)
     started = time.perf_counter()
+    store = open_store(tmp_path / "runs.db")
+    store.create_run("faulty", "faults", {"kind": "test"})
     with FaultyServer(faults, seed=3) as server:
-        result = await run_against(server)
+        result = await run_against(server, Recorder(store, "faulty"))
     assert time.perf_counter() - started < 60
     check_nothing_is_lost(result)
+    # The recorded log is consistent and holds every finished result.
+    stored = store.load_run("faulty")
+    assert check_run(stored) == []
+    done = {t for t, timing in result.report.timings.items() if timing.state == "done"}
+    assert {t: r.result for t, r in stored.results.items()} == {t: result.results[t] for t in done}
+    store.close()
     assert set(server.counts) == {"ok", *FAULT_WORDS}  # every fault was injected
     report = result.report
     assert report.tasks["retried"] > 0
