@@ -39,6 +39,7 @@ bench: install-bench
 	$(BIN)/python benchmarks/makespan.py
 	$(BIN)/python benchmarks/dyntask.py
 	$(BIN)/python benchmarks/gpu_allocation.py
+	$(BIN)/python benchmarks/adaptive.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis

@@ -23,7 +23,9 @@ Graph errors (cycles, self-dependencies) come from ``TaskGraph`` itself and are 
 as ``WorkflowError`` with the same prefix, keeping the cycle's ids in order.  The size
 limits of :mod:`paragents.core.sizes` (tasks, id and prompt length) are checked per task,
 so their messages name the task too.  An optional ``budget:`` section becomes a
-:class:`~paragents.core.budget.Budget` handed to the run (``run_options()["budget"]``).
+:class:`~paragents.core.budget.Budget` handed to the run (``run_options()["budget"]``),
+and an optional ``adaptive:`` section an :class:`~paragents.adaptive.AdaptiveConfig`
+(``run_options()["adaptive"]``), one sub-section per control, each with ``enabled``.
 
 Backends.  :data:`BACKEND_KINDS` is the single extension point for backend kinds: a kind
 is a factory taking keyword parameters plus the endpoint template used when the YAML
@@ -56,6 +58,14 @@ from typing import Any, NamedTuple, TypeVar
 
 import yaml
 
+from .adaptive.manager import (
+    AdaptiveConfig,
+    AimdConfig,
+    AvoidConfig,
+    EstimateConfig,
+    HedgeConfig,
+    ReplanConfig,
+)
 from .agents import Agent
 from .aggregate import aggregator, merge_prompt
 from .backends.base import Backend
@@ -155,6 +165,7 @@ class Workflow:
     description: str = ""
     context: ContextConfig | None = field(default_factory=ContextConfig)
     budget: Budget | None = None
+    adaptive: AdaptiveConfig | None = None
 
     def run_options(self) -> dict[str, Any]:
         """The keyword arguments of ``paragents.runtime.driver.run`` / ``arun`` for this
@@ -170,6 +181,8 @@ class Workflow:
         }
         if self.budget is not None:
             options["budget"] = self.budget
+        if self.adaptive is not None:
+            options["adaptive"] = self.adaptive
         return options
 
 
@@ -210,6 +223,37 @@ _TOP = {
     "tasks": _F("list", _REQUIRED),
     "context": _F("mapping", {}),
     "budget": _F("mapping", None, nullable=True),
+    "adaptive": _F("mapping", None, nullable=True),
+}
+_ADAPTIVE = {
+    "period_s": _F("number", low=0, strict=True),
+    "concurrency": _F("mapping", {}),
+    "estimates": _F("mapping", {}),
+    "hedging": _F("mapping", {}),
+    "avoid": _F("mapping", {}),
+    "replan": _F("mapping", {}),
+}
+#: The ``adaptive:`` sub-sections: the config class each builds, and its keys.
+_CONTROLS: dict[str, tuple[type, dict[str, _F]]] = {
+    "concurrency": (AimdConfig, {
+        "enabled": _F("bool"), "initial": _F("int", low=1), "ceiling": _F("int", low=1), "floor": _F("int", low=1),
+        "increase": _F("number", low=0, strict=True), "decrease": _F("number", low=0, strict=True, high=0.99),
+        "latency_target_s": _F("number", nullable=True, low=0, strict=True), "cooldown_s": _F("number", low=0),
+    }),
+    "estimates": (EstimateConfig, {
+        "enabled": _F("bool"), "alpha": _F("number", low=0, strict=True, high=1),
+        "tolerance": _F("number", low=0), "min_samples": _F("int", low=1),
+    }),
+    "hedging": (HedgeConfig, {
+        "enabled": _F("bool"), "quantile": _F("number", low=0, strict=True, high=0.999),
+        "factor": _F("number", low=0, strict=True), "budget": _F("number", low=0, high=1), "min_samples": _F("int", low=1),
+        "cold_factor": _F("number", low=1),
+    }),
+    "avoid": (AvoidConfig, {
+        "enabled": _F("bool"), "slow_factor": _F("number", low=1), "error_rate": _F("number", low=0, high=1),
+        "min_samples": _F("int", low=1), "probation_s": _F("number", low=0),
+    }),
+    "replan": (ReplanConfig, {"enabled": _F("bool"), "after_failures": _F("int", low=1)}),
 }
 _BUDGET = {
     "max_tokens": _F("int", None, nullable=True, low=1),
@@ -559,6 +603,21 @@ def _budget(raw: Any) -> Budget | None:
         raise WorkflowError(f"budget: {exc}") from None
 
 
+def _adaptive(raw: Any) -> AdaptiveConfig | None:
+    """The adaptive manager's config of an ``adaptive:`` section (None when absent)."""
+    if raw is None:
+        return None
+    values = _read(raw, _ADAPTIVE, "adaptive")
+    controls = {}
+    for key, (cls, spec) in _CONTROLS.items():
+        where = f"adaptive.{key}"
+        controls[key] = cls(**_read(values.pop(key), spec, where))
+        c = controls[key]
+        if isinstance(c, AimdConfig) and not c.floor <= c.initial <= c.ceiling:
+            raise WorkflowError(f"{where}: need floor <= initial <= ceiling, got {c.floor}, {c.initial}, {c.ceiling}")
+    return AdaptiveConfig(**values, **controls)
+
+
 def _check_sizes(values: Mapping[str, Any], where: str) -> None:
     """A task's id and prompt within the limits of :mod:`paragents.core.sizes`."""
     tid, prompt = values["id"], values.get("prompt", "")
@@ -632,6 +691,7 @@ def _build(
     backoff = Backoff(**_read(policies["retry"], _RETRY, "policies.retry"))
     context = _read(top["context"], _CONTEXT, "context")
     budget = _budget(top["budget"])
+    adaptive = _adaptive(top["adaptive"])
     backends = _Backends(top["backends"], override)
     limits = dict(backends.limits)
     if agents is not None:
@@ -659,6 +719,7 @@ def _build(
         description=top["description"],
         context=ContextConfig(**context) if context.pop("enabled") else None,
         budget=budget,
+        adaptive=adaptive,
     )
 
 

@@ -29,6 +29,16 @@ Event kinds (``Event.kind``) and what ``data`` holds:
 ``agent_added`` / ``agent_removed`` / ``capacity``   agent; ``{"slots": n}``
 ``stopped``      ``{"budget": key, "limit": x, "used": y}``, once, when a run budget is
                  reached (see ``budget.py``); the tasks it cancels follow as ``cancelled``
+``abandoned``    task, agent, attempt; ``{"reason": str}``: one of a hedged task's two
+                 attempts stopped (its twin finished first, it failed while the twin runs,
+                 or its agent left); the task itself goes on
+``adapted``      ``{"control": name, "reason": str, ...}``: an adaptive control changed how
+                 the run runs (``hedge`` with task, agent, attempt and ``of_attempt``;
+                 ``estimates`` with ``tasks``; ``avoid`` with agent and ``avoided``;
+                 driver-side controls such as ``concurrency`` are annotated by the driver)
+
+``retry`` and ``failed`` also carry ``retry_after`` when the endpoint asked for one (a 429).
+A hedge's backup attempt is ``dispatched`` with ``{"ready_at": t, "hedge": true}``.
 """
 
 from __future__ import annotations
@@ -120,11 +130,14 @@ class Retry(NamedTuple):
 
 
 class Cancel(NamedTuple):
-    """Stop ``task`` (running on ``agent`` if not None); it will not be dispatched again."""
+    """Stop ``task`` (running on ``agent`` if not None).  ``attempt`` names the attempt to
+    stop (0: every attempt of the task); a hedged task may have two live attempts, and
+    the one that lost the race is cancelled alone while the task goes on."""
 
     task: str
     agent: str | None
     reason: str
+    attempt: int = 0
 
 
 Decision = Dispatch | Retry | Cancel

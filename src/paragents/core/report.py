@@ -17,6 +17,11 @@ a pure function of ``(events, graph)``: no driver measures anything here.
   makespan.
 * **stopped** — ``None``, or the data of the run's ``stopped`` event (``{"budget",
   "limit", "used"}``) when a run budget stopped it early.
+* **hedges** — backup attempts started for stragglers (``dispatched`` with ``hedge``).  A
+  hedged task counts once: its timing is its winning attempt's (start, agent), both
+  attempts' slot time counts as busy, and the losing attempt ends ``abandoned``.
+* **adaptations** — how many ``adapted`` events each control logged (``{"hedge": 3,
+  "concurrency": 7, ...}``).
 * **latency split** per task, from first becoming ready to finishing: ``T = Tc + Tt + Tp``.
   Compute ``Tc`` and transfer ``Tt`` are what the driver reported with ``finished`` (a
   plain callable reports its run time as compute); processing ``Tp`` is the rest —
@@ -37,7 +42,7 @@ from .graph import TaskGraph
 
 __all__ = ["RunReport", "TaskTiming", "build_report", "usage_dict"]
 
-_ATTEMPT_ENDS = frozenset({"finished", "failed", "retry", "cancelled", "requeued"})
+_ATTEMPT_ENDS = frozenset({"finished", "failed", "retry", "cancelled", "requeued", "abandoned"})
 
 
 @dataclass(slots=True)
@@ -82,6 +87,8 @@ class RunReport:
     answer: Any = None
     timings: dict[str, TaskTiming] = field(default_factory=dict)
     stopped: dict[str, Any] | None = None
+    hedges: int = 0
+    adaptations: dict[str, int] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"RunReport({self.run_id!r}, makespan_s={self.makespan_s:.6g}, tasks={self.tasks})"
@@ -107,6 +114,8 @@ class RunReport:
             "tokens": self.tokens,
             "cost": self.cost,
             "stopped": self.stopped,
+            "hedges": self.hedges,
+            "adaptations": self.adaptations,
         }
         if self.answer is not None:
             out["answer"] = self.answer
@@ -129,6 +138,8 @@ def build_report(
     first_ready: dict[str, float] = {}
     retried: set[str] = set()
     stopped: dict[str, Any] | None = None
+    hedges = 0
+    adaptations: dict[str, int] = {}
     t0: float | None = None
     t_end = 0.0
 
@@ -148,6 +159,10 @@ def build_report(
         if kind == "stopped":
             stopped = dict(e.data or {})
             continue
+        if kind == "adapted":
+            control = str((e.data or {}).get("control", ""))
+            adaptations[control] = adaptations.get(control, 0) + 1
+            continue
         if e.task is None:
             continue
         tt = timings.setdefault(e.task, TaskTiming(e.task))
@@ -159,6 +174,10 @@ def build_report(
             ready_at = float((e.data or {}).get("ready_at", e.time))
             first_ready.setdefault(e.task, ready_at)
             open_attempts[e.task, e.attempt] = (e.agent, e.time)
+            if (e.data or {}).get("hedge"):  # a backup attempt: the task's own timing goes on
+                hedges += 1
+                tt.attempts = e.attempt
+                continue
             tt.start, tt.agent, tt.attempts, tt.state = e.time, e.agent, e.attempt, "running"
             continue
         if kind in _ATTEMPT_ENDS:
@@ -168,8 +187,12 @@ def build_report(
                 busy[agent] = busy.get(agent, 0.0) + (e.time - start)
                 if kind == "finished":
                     ran[agent] = ran.get(agent, 0) + 1
+            if kind == "abandoned":  # one of two hedged attempts: the task goes on
+                continue
             data = e.data or {}
             if kind == "finished":
+                if began is not None:  # the winning attempt's timing (a hedge may have won)
+                    tt.agent, tt.start = began
                 tt.state, tt.end = "done", e.time
                 ran_for = e.time - tt.start if tt.start is not None else 0.0
                 tt.compute_s += float(data.get("compute_s", ran_for))
@@ -244,6 +267,8 @@ def build_report(
         answer=answer,
         timings=timings,
         stopped=stopped,
+        hedges=hedges,
+        adaptations=adaptations,
     )
 
 

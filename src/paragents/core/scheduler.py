@@ -51,6 +51,26 @@ started (pending, ready, waiting for a retry, or added later) cancelled with tha
 and nothing dispatched again.  Attempts running at that moment may finish (their results
 and usage are kept; a failure is no longer retried), except at a deadline, which cancels
 them too.  A budget reached when nothing is left to dispatch stops nothing.
+
+**Adaptation** (the verbs an adaptive manager uses, see ``paragents.adaptive``; each logs
+an ``adapted`` event ``{"control", "reason", ...}``; drivers may annotate that kind too):
+
+* :meth:`update_estimates` — new duration estimates for tasks not yet started.  They are
+  stored in the graph itself (``graph.replace_task``: ``Task.duration`` *is* the estimate),
+  so priorities, the expected ends of EFT assignment and every policy see them.  The
+  priorities of the changed tasks and of their unfinished ancestors are recomputed
+  (the same incremental path as a growing graph, ``_refresh_priorities(now, changed)``).
+* :meth:`hedge` — a backup attempt of a RUNNING task on another capable agent with a free
+  slot.  The task then has two live attempts: ``rec.attempt``/``rec.agent`` (the newest)
+  and ``rec.backup = (attempt, agent)``; each holds a slot on its own agent (``running``
+  is keyed by task id, and the two agents differ).  The first ``task_finished`` of either
+  wins; the other attempt is *abandoned* (an ``abandoned`` event and a :class:`Cancel`
+  naming its attempt).  A failure of one while the other runs abandons only the failed
+  one (and counts against its agent for failover); the task goes on.  Cancelling the
+  task cancels both.  A later report of an abandoned attempt is stale and ignored.
+* :meth:`set_avoided` — an agent seen to be slow or failing gets no new work while
+  another capable agent with slots exists (queued work is not bound to agents, so it
+  simply goes elsewhere); running work is left alone.
 """
 
 from __future__ import annotations
@@ -86,10 +106,11 @@ RUNNING = TaskState.RUNNING
 BACKOFF = TaskState.BACKOFF
 DONE = TaskState.DONE
 
-#: The event kinds the scheduler writes; drivers annotate the log with other kinds only.
+#: The event kinds only the scheduler writes; drivers annotate the log with other kinds
+#: (``adapted`` is shared: the scheduler logs its own adaptations, drivers theirs).
 _OWN_KINDS = frozenset(
     {"started", "added", "dispatched", "finished", "retry", "failed", "cancelled", "requeued", "restored",
-     "agent_added", "agent_removed", "capacity", "stopped"}
+     "agent_added", "agent_removed", "capacity", "stopped", "abandoned"}
 )
 
 #: How many ready tasks of one queue may be passed over in one dispatch round because
@@ -102,6 +123,7 @@ class _Rec:
         "agent",
         "attempt",
         "avoid",
+        "backup",
         "failed_on",
         "group",
         "qseq",
@@ -124,6 +146,7 @@ class _Rec:
         self.failed_on: dict[str, int] | None = None
         self.avoid: frozenset[str] = frozenset()
         self.group: _Group | None = None
+        self.backup: tuple[int, str] | None = None  # the other live attempt of a hedged task
 
 
 class _Group:
@@ -180,6 +203,7 @@ class Scheduler:
         self._seq = 0
         self._counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self._started = False
+        self._avoided: set[str] = set()  # agents given no new work while others can take it
         self.events: list[Event] = []
         for agent in agents:
             self._add_agent(agent)
@@ -287,6 +311,8 @@ class Scheduler:
         if (rec.state is not RUNNING or (attempt is not None and attempt != rec.attempt)) and self._stale(rec, attempt):
             return []
         out: list[Decision] = []
+        if rec.backup is not None:
+            self._settle_hedge(rec, attempt, now, out)
         if expansion is not None:
             self._expand(rec, expansion, now)
         if self._meter is not None and usage:
@@ -325,22 +351,32 @@ class Scheduler:
         if self._stale(rec, attempt):
             return []
         out: list[Decision] = []
+        if rec.backup is not None:  # one of two hedged attempts failed: the other goes on
+            if attempt is not None and attempt == rec.backup[0]:
+                gone, agent = rec.backup
+            else:
+                gone, agent = rec.attempt, rec.agent
+                rec.attempt, rec.agent = rec.backup
+            rec.backup = None
+            self._release_on(agent, task_id)
+            self._count_failure(rec, agent)
+            data = {"reason": "its hedged twin still runs", "error": error}
+            self.events.append(Event(now, "abandoned", task_id, agent, gone, data))
+            self._fill(now, out)
+            return out
         agent = rec.agent
         self._release(rec)
         if agent is not None:
-            failed_on = rec.failed_on if rec.failed_on is not None else {}
-            rec.failed_on = failed_on
-            failed_on[agent] = failed_on.get(agent, 0) + 1
-            if failed_on[agent] >= self.failover_after:
-                rec.avoid = rec.avoid | {agent}
+            self._count_failure(rec, agent)
         if retryable and rec.retries_used < rec.task.retries and self._stop is None:
             rec.retries_used += 1
             delay = self.backoff.delay(rec.retries_used, self._rng, retry_after)
             self._move(rec, "retry")
             not_before = now + delay
-            self.events.append(
-                Event(now, "retry", task_id, agent, rec.attempt, {"error": error, "not_before": not_before})
-            )
+            data: dict[str, Any] = {"error": error, "not_before": not_before}
+            if retry_after is not None:
+                data["retry_after"] = retry_after
+            self.events.append(Event(now, "retry", task_id, agent, rec.attempt, data))
             if delay <= 0.0:
                 self._move(rec, "due")
                 self._enqueue(rec, now)
@@ -350,7 +386,10 @@ class Scheduler:
                 out.append(Retry(task_id, not_before, rec.attempt + 1, error))
         else:
             self._move(rec, "fail")
-            self.events.append(Event(now, "failed", task_id, agent, rec.attempt, {"error": error}))
+            failed: dict[str, Any] = {"error": error}
+            if retry_after is not None:
+                failed["retry_after"] = retry_after
+            self.events.append(Event(now, "failed", task_id, agent, rec.attempt, failed))
             self._cancel_downstream(task_id, now, f"upstream task {task_id!r} failed", out)
         self._fill(now, out)
         return out
@@ -416,6 +455,16 @@ class Scheduler:
         self.events.append(Event(now, "agent_removed", agent=name, data={"reason": reason}))
         for tid in list(state.running):
             rec = self._recs[tid]
+            if rec.backup is not None:  # a hedged task keeps its attempt on another agent
+                gone = rec.attempt
+                if rec.backup[1] == name:
+                    gone = rec.backup[0]
+                else:
+                    rec.attempt, rec.agent = rec.backup
+                rec.backup = None
+                out.append(Cancel(tid, name, reason, gone))
+                self.events.append(Event(now, "abandoned", tid, name, gone, {"reason": reason}))
+                continue
             out.append(Cancel(tid, name, reason))
             self._move(rec, "requeue")
             rec.agent = None
@@ -444,6 +493,90 @@ class Scheduler:
         self._fill(now, out)
         return out
 
+    def update_estimates(self, durations: Mapping[str, float], now: float, reason: str) -> list[Decision]:
+        """New duration estimates (seconds at speed 1) for tasks that have not started;
+        others are skipped.  Their priorities and their unfinished ancestors' are
+        recomputed; one ``adapted`` event (control ``estimates``) lists what changed."""
+        changed: dict[str, float] = {}
+        for tid, d in durations.items():
+            rec = self._recs.get(tid)
+            if rec is None or rec.state not in (PENDING, READY, BACKOFF) or not d >= 0:
+                continue
+            if d != rec.task.duration:
+                rec.task = rec.task.evolve(duration=float(d))
+                self.graph.replace_task(rec.task)
+                changed[tid] = float(d)
+        out: list[Decision] = []
+        if not changed:
+            return out
+        self.events.append(
+            Event(now, "adapted", data={"control": "estimates", "reason": reason, "tasks": len(changed)})
+        )
+        if self._started:
+            self._refresh_priorities(now, self._live_ancestors(set(changed)))
+        self._fill(now, out)
+        return out
+
+    def hedge(self, task_id: str, now: float, reason: str) -> list[Decision]:
+        """Start a backup attempt of a RUNNING task on another capable agent with a free
+        slot (chosen by the assignment policy among those).  No decision when the task is
+        not running, is already hedged, the run stopped, or no such agent is free."""
+        rec = self._rec(task_id)
+        if rec.state is not RUNNING or rec.backup is not None or self._stop is not None or rec.group is None:
+            return []
+        free = [
+            a for a in rec.group.agents
+            if a.free > 0 and a.name != rec.agent and a.name not in rec.avoid and a.name not in self._avoided
+        ]
+        agent = self.assign.choose(rec.task, free, now) if free else None
+        if agent is None or agent.free <= 0 or agent.name == rec.agent:
+            return []
+        meter = self._meter
+        if meter is not None:
+            if meter.reached(now) is not None:
+                return []
+            meter.add_dispatch()
+        assert rec.agent is not None
+        first = rec.attempt
+        rec.backup = (first, rec.agent)
+        rec.attempt += 1
+        rec.agent = agent.name
+        agent.running[task_id] = now + rec.task.duration / agent.speed
+        self._adjust_free(agent, -1)
+        data = {"control": "hedge", "reason": reason, "of_attempt": first}
+        self.events.append(Event(now, "adapted", task_id, agent.name, rec.attempt, data))
+        self.events.append(
+            Event(now, "dispatched", task_id, agent.name, rec.attempt, {"ready_at": rec.ready_at, "hedge": True})
+        )
+        return [Dispatch(task_id, agent.name, rec.attempt)]
+
+    def set_avoided(self, name: str, avoided: bool, *, now: float, reason: str) -> list[Decision]:
+        """Give agent ``name`` no new work while another capable agent with slots exists
+        (``avoided=True``), or take it back into service; logged as an ``adapted`` event
+        (control ``avoid``).  Nothing happens when the flag does not change."""
+        if name not in self._agents:
+            raise SchedulingError(f"unknown agent {name!r}")
+        out: list[Decision] = []
+        if avoided == (name in self._avoided):
+            return out
+        if avoided:
+            self._avoided.add(name)
+        else:
+            self._avoided.discard(name)
+        data = {"control": "avoid", "reason": reason, "avoided": avoided}
+        self.events.append(Event(now, "adapted", agent=name, data=data))
+        self._fill(now, out)
+        return out
+
+    @property
+    def avoided(self) -> frozenset[str]:
+        """Agents currently given no new work (see :meth:`set_avoided`)."""
+        return frozenset(self._avoided)
+
+    def hedged(self, task_id: str) -> bool:
+        """Whether ``task_id`` has two live attempts now."""
+        return self._rec(task_id).backup is not None
+
     def annotate(
         self, kind: str, now: float, task: str | None = None, agent: str | None = None, data: Any = None
     ) -> None:
@@ -465,7 +598,11 @@ class Scheduler:
         """True for a late report the driver could not avoid (the attempt was cancelled,
         requeued or superseded); an error for a report that cannot be right."""
         if rec.state is RUNNING:
-            return attempt is not None and attempt != rec.attempt
+            return (
+                attempt is not None
+                and attempt != rec.attempt
+                and (rec.backup is None or attempt != rec.backup[0])
+            )
         if rec.state.terminal or attempt is not None:
             return True
         raise SchedulingError(f"task {rec.task.id!r} is {rec.state.value}, not running")
@@ -690,8 +827,10 @@ class Scheduler:
                 break
             rec = best_e[2]
             cands = best_g.agents
-            if rec.avoid:  # failover: avoid agents it failed on while another one has slots
-                cands = [a for a in cands if a.name not in rec.avoid and a.slots > 0] or cands
+            if rec.avoid or self._avoided:  # failover: avoid agents it failed on (or slow,
+                # failing ones, see set_avoided) while another one has slots
+                bad = self._avoided.union(rec.avoid) if rec.avoid else self._avoided
+                cands = [a for a in cands if a.name not in bad and a.slots > 0] or cands
             agent = assign.choose(rec.task, cands, now)
             heapq.heappop(best_g.heap)
             if agent is not None and agent.free > 0:
@@ -757,6 +896,44 @@ class Scheduler:
         self.events.append(Event(now, "dispatched", tid, name, rec.attempt, {"ready_at": rec.ready_at}))
         out.append(Dispatch(tid, name, rec.attempt))
 
+    def _count_failure(self, rec: _Rec, agent: str) -> None:
+        failed_on = rec.failed_on if rec.failed_on is not None else {}
+        rec.failed_on = failed_on
+        failed_on[agent] = failed_on.get(agent, 0) + 1
+        if failed_on[agent] >= self.failover_after:
+            rec.avoid = rec.avoid | {agent}
+
+    def _settle_hedge(self, rec: _Rec, attempt: int | None, now: float, out: list[Decision]) -> None:
+        """The first of two hedged attempts finished: it wins, the other is abandoned."""
+        assert rec.backup is not None
+        lost, agent = rec.backup
+        if attempt is not None and attempt == lost:  # the first attempt won: swap the roles
+            lost, agent, rec.attempt, rec.agent = rec.attempt, rec.agent, lost, agent
+        rec.backup = None
+        self._release_on(agent, rec.task.id)
+        reason = f"hedged attempt {rec.attempt} finished first"
+        self.events.append(Event(now, "abandoned", rec.task.id, agent, lost, {"reason": reason}))
+        out.append(Cancel(rec.task.id, agent, reason, lost))
+
+    def _live_ancestors(self, ids: set[str]) -> set[str]:
+        """``ids`` and every unfinished ancestor of them: the tasks whose upward rank a
+        change of ``ids``' durations changes."""
+        changed = set(ids)
+        stack = [u for t in ids for u in self.graph.predecessors(t)]
+        recs = self._recs
+        while stack:
+            u = stack.pop()
+            if u in changed or recs[u].state.terminal:
+                continue
+            changed.add(u)
+            stack.extend(self.graph.predecessors(u))
+        return changed
+
+    def _release_on(self, name: str | None, task_id: str) -> None:
+        agent = self._agents.get(name) if name is not None else None
+        if agent is not None and agent.running.pop(task_id, None) is not None:
+            self._adjust_free(agent, 1)
+
     def _release(self, rec: _Rec) -> None:
         """Give back the slot an attempt held (if its agent is still in the pool)."""
         agent = self._agents.get(rec.agent) if rec.agent is not None else None
@@ -781,9 +958,15 @@ class Scheduler:
 
     def _cancel_one(self, rec: _Rec, now: float, reason: str, out: list[Decision]) -> None:
         agent = rec.agent if rec.state is RUNNING else None
+        hedged = rec.backup is not None
+        if rec.backup is not None:  # both hedged attempts stop, each named by its attempt
+            twin, twin_agent = rec.backup
+            rec.backup = None
+            self._release_on(twin_agent, rec.task.id)
+            out.append(Cancel(rec.task.id, twin_agent, reason, twin))
         if agent is not None:
             self._release(rec)
-            out.append(Cancel(rec.task.id, agent, reason))
+            out.append(Cancel(rec.task.id, agent, reason, rec.attempt if hedged else 0))
         self._move(rec, "cancel")
         self.events.append(Event(now, "cancelled", rec.task.id, agent, rec.attempt, {"reason": reason}))
 

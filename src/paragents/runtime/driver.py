@@ -28,6 +28,15 @@ With ``context`` set, every LLM prompt (a plain LLM task's, or a callable's thro
 task's text is added to that store before its successors are dispatched, and what
 each prompt received is logged as a ``context`` event.
 
+Adaptation.  With ``adaptive`` (an :class:`~paragents.adaptive.AdaptiveConfig`), an
+:class:`~paragents.adaptive.AdaptiveManager` observes every log event as it is appended
+and ticks every ``period_s`` on a timer; its decisions (hedges, re-estimates, avoided
+agents) are carried out like the scheduler's, and a ``SetConcurrency`` sets that
+endpoint limiter's concurrency.  A hedged task has two live attempts, so children are
+keyed by ``(task, attempt)``; a ``Cancel`` naming an attempt stops that one only, and
+the first attempt to finish reports the result (the scheduler ignores the other's).
+A ``Replan`` is logged by the manager; the runtime has no planner to carry it out.
+
 Durability.  With a ``recorder`` (:mod:`paragents.store.recorder`), every event of the log
 is handed to it as it happens (it writes in batches, on its own thread), and a finished
 task's result is awaited into the store *before* the scheduler hears of it, so no
@@ -46,6 +55,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..adaptive.manager import AdaptiveConfig, AdaptiveManager, SetConcurrency
 from ..agents import Agent
 from ..backends.base import Backend, Completion, Request
 from ..context.runtime_context import ContextConfig, RunContext
@@ -57,7 +67,7 @@ from ..core.errors import (
     SchedulingError,
     TaskTimeout,
 )
-from ..core.events import Cancel, Decision, Dispatch, Event, Expansion, Retry
+from ..core.events import Cancel, Dispatch, Event, Expansion, Retry, TaskState
 from ..core.graph import Task, TaskGraph
 from ..core.policies import AssignPolicy, Backoff, PriorityPolicy
 from ..core.policies.resolve import resolve_assign, resolve_priority
@@ -217,6 +227,7 @@ class Runtime:
         recorder: Recorder | None = None,
         resume: Resumption | None = None,
         budget: Budget | None = None,
+        adaptive: AdaptiveConfig | None = None,
     ) -> None:
         self.graph = graph
         self.agents: dict[str, Agent] = {}
@@ -247,7 +258,12 @@ class Runtime:
         self._recorded = 0  # events of this life handed to the recorder
         if resume is not None:
             self.results.update(resume.results)
-        self._children: dict[str, asyncio.Task[None]] = {}
+        self._children: dict[tuple[str, int], asyncio.Task[None]] = {}  # (task, attempt) -> child
+        self.adaptive: AdaptiveManager | None = None
+        if adaptive is not None:
+            endpoints = {a.name: a.backend.endpoint for a in self.agents.values() if a.backend is not None}
+            self.adaptive = AdaptiveManager(adaptive, endpoints)
+        self._adapted = 0  # log events the adaptive manager has observed
         self._timers: list[asyncio.TimerHandle] = []
         self._tg: asyncio.TaskGroup | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -273,6 +289,9 @@ class Runtime:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
+                if self.adaptive is not None:
+                    self._carry(self.adaptive.initial_actions())
+                    self._timers.append(loop.call_at(self._t0 + offset + self.adaptive.config.period_s, self._adapt))
                 restored = self.resume.results if self.resume is not None else ()
                 self._apply(self.scheduler.start(self._now(), restored=restored))
                 deadline = self.scheduler.deadline
@@ -304,19 +323,14 @@ class Runtime:
         assert self._loop is not None
         return self._loop.time() - self._t0
 
-    def _apply(self, decisions: list[Decision]) -> None:
+    def _apply(self, decisions: Sequence[Any]) -> None:
         """Carry out the scheduler's decisions, then check whether the run has ended."""
-        for d in decisions:
-            if type(d) is Dispatch:
-                assert self._tg is not None
-                self._children[d.task] = self._tg.create_task(self._attempt(d.task, d.agent, d.attempt))
-            elif type(d) is Retry:
-                assert self._loop is not None
-                self._timers.append(self._loop.call_at(self._t0 + d.not_before, self._tick, d.not_before))
-            elif type(d) is Cancel:
-                child = self._children.pop(d.task, None)
-                if child is not None:
-                    child.cancel()
+        self._carry(decisions)
+        if self.adaptive is not None:
+            events = self.scheduler.events
+            while self._adapted < len(events):
+                self.adaptive.observe(events[self._adapted], self.scheduler)
+                self._adapted += 1
         if self._on_event is not None:
             self._emit()
         if self.recorder is not None:
@@ -327,6 +341,31 @@ class Runtime:
                 self._fatal = SchedulingError(f"run stalled: no agent can take the remaining tasks ({sched.counts})")
             assert self._finished is not None
             self._finished.set()
+
+    def _carry(self, decisions: Sequence[Any]) -> None:
+        for d in decisions:
+            if type(d) is Dispatch:
+                assert self._tg is not None
+                self._children[d.task, d.attempt] = self._tg.create_task(self._attempt(d.task, d.agent, d.attempt))
+            elif type(d) is Retry:
+                assert self._loop is not None
+                self._timers.append(self._loop.call_at(self._t0 + d.not_before, self._tick, d.not_before))
+            elif type(d) is Cancel:
+                keys = [(d.task, d.attempt)] if d.attempt else [k for k in self._children if k[0] == d.task]
+                for key in keys:
+                    child = self._children.pop(key, None)
+                    if child is not None:
+                        child.cancel()
+            elif type(d) is SetConcurrency:
+                self.admission.for_endpoint(d.endpoint).set_concurrency(d.limit)
+
+    def _adapt(self) -> None:
+        """The adaptive manager's periodic tick; re-armed while the run lasts."""
+        assert self.adaptive is not None and self._loop is not None
+        if self._finished is not None and self._finished.is_set():
+            return
+        self._apply(self.adaptive.tick(self._now(), self.scheduler))
+        self._timers.append(self._loop.call_later(self.adaptive.config.period_s, self._adapt))
 
     def _emit(self) -> None:
         assert self._on_event is not None
@@ -369,8 +408,8 @@ class Runtime:
             if isinstance(exc, RateLimited):
                 retry_after = exc.retry_after
             message = str(exc) if isinstance(exc, ParagentsError) else f"{type(exc).__name__}: {exc}"
-            if self._children.get(tid) is asyncio.current_task():
-                del self._children[tid]
+            if self._children.get((tid, attempt)) is asyncio.current_task():
+                del self._children[tid, attempt]
             self.errors[tid] = message
             self._apply(
                 sched.task_failed(
@@ -378,8 +417,8 @@ class Runtime:
                 )
             )
             return
-        if self._children.get(tid) is asyncio.current_task():
-            del self._children[tid]
+        if self._children.get((tid, attempt)) is asyncio.current_task():
+            del self._children[tid, attempt]
         if self.context is not None and sched.attempt(tid) == attempt:
             await self.context.record(tid, result, agent_name)  # before successors are dispatched
         if self.recorder is not None and sched.attempt(tid) == attempt and not sched.state(tid).terminal:
@@ -391,8 +430,9 @@ class Runtime:
             self.errors[tid] = f"invalid expansion: {exc}"
             decisions = sched.task_failed(tid, self._now(), error=self.errors[tid], retryable=False, attempt=attempt)
         else:
-            self.results[tid] = result
-            self.errors.pop(tid, None)
+            if sched.attempt(tid) == attempt and sched.state(tid) is TaskState.DONE:  # not a late loser's
+                self.results[tid] = result
+                self.errors.pop(tid, None)
         self._apply(decisions)
 
     def _inputs(self, tid: str) -> dict[str, Any]:
@@ -497,7 +537,8 @@ async def arun(graph: TaskGraph, agents: Iterable[Agent], **options: Any) -> Run
     ``budget`` (a :class:`~paragents.core.budget.Budget`: when a limit on tokens, cost,
     dispatched attempts or run time is reached, the run stops and cancels what has not
     started; ``result.report.stopped`` says which limit, ``Runtime.scheduler.stop_reason``
-    says it in words).
+    says it in words), ``adaptive`` (an :class:`~paragents.adaptive.AdaptiveConfig`:
+    hedging, AIMD concurrency, online estimates, avoiding slow agents while it runs).
     """
     return await Runtime(graph, agents, **options).run()
 

@@ -57,7 +57,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..backends.base import Backend, Completion, Request, estimate_tokens
 from ..core.errors import RateLimited
@@ -160,6 +160,12 @@ class EndpointLimiter:
         self._requests = _rebucket(self._requests, limits.requests_per_minute, limits.burst_s, now)
         self._tokens = _rebucket(self._tokens, limits.tokens_per_minute, limits.burst_s, now)
         self._limits = limits
+        self._wake_head()
+
+    def set_concurrency(self, limit: int | None) -> None:
+        """Change only the concurrency limit (an adaptive controller's knob); the buckets
+        and their levels stay as they are, and the head waiter re-checks its gates."""
+        self._limits = replace(self._limits, max_concurrency=limit)
         self._wake_head()
 
     @property

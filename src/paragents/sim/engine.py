@@ -25,6 +25,20 @@ time, which is how the Poisson request streams of :mod:`paragents.sim.workloads`
 The result carries the scheduler (with its event log), the run report, each request's
 latency (arrival to its last task's end) and each server's busy time and mean batch.
 
+Rate-limited endpoints (:class:`~paragents.sim.latency.Endpoint`, routed per agent): each
+has a :class:`_Gate` holding the client side (a concurrency limit, ``None`` for none; a
+FIFO of attempts waiting for it; the Retry-After block of the last 429) and the
+endpoint's bucket.  An attempt sent when the bucket is empty ends ``error_s`` later as a
+retryable failure with the endpoint's Retry-After (the scheduler retries it), and counts
+as a 429 in :attr:`SimResult.endpoints`.
+
+Adaptation: with ``adaptive`` (an :class:`~paragents.adaptive.AdaptiveConfig`), an
+:class:`~paragents.adaptive.AdaptiveManager` observes every log event as it is appended
+and ticks every ``period_s`` of virtual time while the run lasts; its actions are carried
+out like the scheduler's decisions (a :class:`~paragents.adaptive.SetConcurrency` sets a
+gate's limit).  A hedged task has two live attempts, so live attempts are keyed by
+``(task, attempt)``; a :class:`Cancel` naming an attempt stops that one only.
+
 ``duration``, ``fails`` and ``expand`` are hooks of ``(task, agent, attempt)`` for tests
 and replays: a fixed duration instead of the agent's ``task.duration / speed``, a failure
 decided at the attempt's end, an :class:`Expansion` applied when it finishes.
@@ -40,6 +54,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..adaptive.manager import AdaptiveConfig, AdaptiveManager, Replan, SetConcurrency
 from ..core.agent_state import AgentLike, AgentState
 from ..core.budget import Budget
 from ..core.errors import SchedulingError
@@ -51,9 +66,9 @@ from ..core.policies.resolve import resolve_assign, resolve_priority
 from ..core.policies.retry import Backoff
 from ..core.report import RunReport, build_report, usage_dict
 from ..core.scheduler import Scheduler
-from .latency import Draw, LatencyModel, ModelServer
+from .latency import Draw, Endpoint, LatencyModel, ModelServer
 
-__all__ = ["Arrival", "RequestOutcome", "ServerStats", "SimResult", "simulate"]
+__all__ = ["Arrival", "EndpointStats", "RequestOutcome", "ServerStats", "SimResult", "simulate"]
 
 DurationFn = Callable[[Task, AgentState, int], float]
 FailFn = Callable[[Task, AgentState, int], bool]
@@ -109,12 +124,25 @@ class ServerStats:
 
 
 @dataclass(slots=True)
+class EndpointStats:
+    name: str
+    sent: int = 0  # requests that reached the endpoint
+    accepted: int = 0
+    limited: int = 0  # answered 429
+    peak_in_flight: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"sent": self.sent, "accepted": self.accepted, "limited": self.limited, "peak_in_flight": self.peak_in_flight}
+
+
+@dataclass(slots=True)
 class SimResult:
     scheduler: Scheduler
     report: RunReport
     requests: list[RequestOutcome] = field(default_factory=list)
     servers: dict[str, ServerStats] = field(default_factory=dict)
     seed: int = 0
+    endpoints: dict[str, EndpointStats] = field(default_factory=dict)
 
     @property
     def events(self) -> list[Event]:
@@ -131,6 +159,8 @@ class SimResult:
             out["servers"] = {n: s.to_dict(self.report.makespan_s) for n, s in self.servers.items()}
         if self.requests:
             out["requests"] = request_summary(self.requests, self.report.makespan_s)
+        if self.endpoints:
+            out["endpoints"] = {n: e.to_dict() for n, e in self.endpoints.items()}
         return out
 
 
@@ -172,6 +202,7 @@ class _Attempt:
         "attempt",
         "draw",
         "fails",
+        "gate",
         "remaining",
         "task",
         "tokens",
@@ -190,6 +221,40 @@ class _Attempt:
         self.tokens = 0.0
         self.remaining = 0.0
         self.fails = False
+        self.gate: _Gate | None = None  # the endpoint gate it holds a slot of, if any
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.task.id, self.attempt)
+
+
+class _Gate:
+    """A rate-limited endpoint and the client's admission to it (see the module docstring)."""
+
+    __slots__ = ("blocked_until", "in_flight", "level", "limit", "queue", "spec", "stamp", "stats", "waking")
+
+    def __init__(self, spec: Endpoint) -> None:
+        self.spec = spec
+        self.limit: int | None = None
+        self.in_flight = 0
+        self.queue: deque[_Attempt] = deque()
+        self.blocked_until = -math.inf
+        self.level = spec.capacity
+        self.stamp = 0.0
+        self.waking = False  # a "gate" happening is pending at blocked_until
+        self.stats = EndpointStats(spec.name)
+
+    def take(self, now: float) -> float:
+        """0.0 when the endpoint accepts a request now (a token from its bucket), else
+        the Retry-After of its 429."""
+        rate = self.spec.requests_per_minute / 60.0
+        self.level = min(self.spec.capacity, self.level + (now - self.stamp) * rate)
+        self.stamp = now
+        if self.level >= 1.0:
+            self.level -= 1.0
+            return 0.0
+        given = self.spec.retry_after_s
+        return given if given is not None else (1.0 - self.level) / rate
 
 
 class _Server:
@@ -249,6 +314,7 @@ class _Engine:
         duration: DurationFn | None,
         fails: FailFn | None,
         expand: ExpandFn | None,
+        adaptive: AdaptiveManager | None = None,
     ) -> None:
         self.sched = sched
         self.latency = latency
@@ -259,43 +325,143 @@ class _Engine:
         self.heap: list[tuple[float, int, str, Any]] = []
         self.seq = 0
         self.now = 0.0
-        self.live: dict[str, _Attempt] = {}
+        self.live: dict[tuple[str, int], _Attempt] = {}
         self.made_on: dict[str, str] = {}  # task id -> agent that produced its result
         self.servers = {s.name: _Server(s) for s in latency.servers}
+        self.gates = {e.name: _Gate(e) for e in latency.endpoints}
+        self.adaptive = adaptive
+        self.seen = 0  # log events the adaptive manager has observed
 
     def push(self, at: float, kind: str, payload: Any) -> None:
         self.seq += 1
         heapq.heappush(self.heap, (at, self.seq, kind, payload))
 
-    def carry_out(self, decisions: list[Decision]) -> None:
+    def carry_out(self, decisions: Sequence[Decision | SetConcurrency | Replan]) -> None:
         for d in decisions:
             if isinstance(d, Dispatch):
                 self.dispatch(d)
             elif isinstance(d, Retry):
                 self.push(d.not_before, "tick", None)
             elif isinstance(d, Cancel):
-                a = self.live.pop(d.task, None)
-                if a is not None:
-                    self.leave_server(a)
+                keys = [(d.task, d.attempt)] if d.attempt else [k for k in self.live if k[0] == d.task]
+                for key in keys:
+                    a = self.live.pop(key, None)
+                    if a is not None:
+                        self.leave_server(a)
+                        self.leave_gate(a)
+            elif isinstance(d, SetConcurrency):
+                gate = self.gates.get(d.endpoint)
+                if gate is not None:
+                    gate.limit = d.limit
+                    self.pump(gate)
+            # A Replan has nothing to carry out here: the simulator has no planner; the
+            # manager logged it.
 
     def run(self, arrivals: Iterable[Arrival]) -> None:
         for arr in arrivals:
             self.push(arr.time, "arrive", arr)
+        if self.adaptive is not None:
+            self.carry_out(self.adaptive.initial_actions())
         self.carry_out(self.sched.start(0.0))
         if self.sched.deadline is not None:  # a budget's deadline wakes the run even when idle
             self.push(self.sched.deadline, "tick", None)
+        if self.adaptive is not None:
+            self.observe()
+            self.push(self.adaptive.config.period_s, "adapt", None)
         heap = self.heap
         while heap:
             self.now, _, kind, payload = heapq.heappop(heap)
             getattr(self, "on_" + kind)(payload)
+            if self.adaptive is not None:
+                self.observe()
+
+    def observe(self) -> None:
+        assert self.adaptive is not None
+        events = self.sched.events
+        while self.seen < len(events):
+            self.adaptive.observe(events[self.seen], self.sched)
+            self.seen += 1
+
+    def on_adapt(self, _: None) -> None:
+        assert self.adaptive is not None
+        if not self.sched.done:  # done may be momentary: requests may still arrive
+            self.observe()
+            self.carry_out(self.adaptive.tick(self.now, self.sched))
+        if self.heap:  # only while something else may still happen
+            self.push(self.now + self.adaptive.config.period_s, "adapt", None)
 
     # -------------------------------------------------------------- stages
     def dispatch(self, d: Dispatch) -> None:
-        sched, lat, now = self.sched, self.latency, self.now
+        sched, lat = self.sched, self.latency
         task = sched.graph[d.task]
         agent = sched.agents[d.agent]
         a = _Attempt(task, agent, d.attempt, lat.draw(self.rng))
-        self.live[d.task] = a
+        self.live[a.key] = a
+        route = lat.routes.get(agent.name)
+        if route is None:
+            self.begin(a)
+            return
+        gate = self.gates[route]
+        gate.queue.append(a)
+        self.pump(gate)
+
+    # -------------------------------------------------------------- endpoints
+    def pump(self, gate: _Gate) -> None:
+        """Send queued attempts while the client's limit and Retry-After block allow."""
+        now = self.now
+        if gate.blocked_until > now:
+            if not gate.waking and gate.queue:
+                gate.waking = True
+                self.push(gate.blocked_until, "gate", gate)
+            return
+        while gate.queue and (gate.limit is None or gate.in_flight < gate.limit):
+            a = gate.queue.popleft()
+            a.gate = gate
+            gate.in_flight += 1
+            st = gate.stats
+            st.sent += 1
+            st.peak_in_flight = max(st.peak_in_flight, gate.in_flight)
+            wait = gate.take(now)
+            if wait == 0.0:
+                st.accepted += 1
+                self.begin(a)
+            else:
+                st.limited += 1
+                self.push(now + gate.spec.error_s, "limited", (a, wait))
+
+    def on_gate(self, gate: _Gate) -> None:
+        gate.waking = False
+        self.pump(gate)
+
+    def leave_gate(self, a: _Attempt) -> None:
+        gate = a.gate
+        if gate is not None:
+            a.gate = None
+            gate.in_flight -= 1
+            self.pump(gate)
+        else:
+            for g in self.gates.values():
+                if a in g.queue:
+                    g.queue.remove(a)
+
+    def on_limited(self, payload: tuple[_Attempt, float]) -> None:
+        a, retry_after = payload
+        if self.live.get(a.key) is not a:
+            return
+        del self.live[a.key]
+        gate = a.gate
+        assert gate is not None
+        gate.blocked_until = max(gate.blocked_until, self.now + retry_after)
+        self.leave_gate(a)
+        error = f"429 Too Many Requests from endpoint {gate.spec.name!r} (rate limited)"
+        self.carry_out(
+            self.sched.task_failed(a.task.id, self.now, error=error, retry_after=retry_after, attempt=a.attempt)
+        )
+
+    def begin(self, a: _Attempt) -> None:
+        """The attempt's stages after admission: transfer, tool, model or fixed compute."""
+        lat, now = self.latency, self.now
+        task, agent = a.task, a.agent
         if lat.network is not None:
             a.transfer_s = self.transfer(task, agent.name)
         server = lat.placement.get(agent.name)
@@ -307,7 +473,7 @@ class _Engine:
             self.push(now + a.transfer_s + a.tool_s, "join", (server, a))
             return
         a.admitted = now + a.transfer_s
-        took = self.duration(task, agent, d.attempt) if self.duration else task.duration / agent.speed
+        took = self.duration(task, agent, a.attempt) if self.duration else task.duration / agent.speed
         took = max(took, 0.0) * a.draw.scale
         if a.draw.fail_at is not None:
             took *= a.draw.fail_at
@@ -326,7 +492,7 @@ class _Engine:
 
     def on_join(self, payload: tuple[str, _Attempt]) -> None:
         name, a = payload
-        if self.live.get(a.task.id) is not a:
+        if self.live.get(a.key) is not a:
             return  # cancelled while in transfer
         srv = self.servers[name]
         if srv.members() < srv.spec.max_batch:
@@ -389,9 +555,10 @@ class _Engine:
     # -------------------------------------------------------------- outcomes
     def on_end(self, a: _Attempt) -> None:
         tid = a.task.id
-        if self.live.get(tid) is not a:
+        if self.live.get(a.key) is not a:
             return  # cancelled or superseded attempt
-        del self.live[tid]
+        del self.live[a.key]
+        self.leave_gate(a)
         sched, now = self.sched, self.now
         if a.fails or (self.fails is not None and self.fails(a.task, a.agent, a.attempt)):
             self.carry_out(sched.task_failed(tid, now, error="injected failure", attempt=a.attempt))
@@ -430,11 +597,13 @@ def simulate(
     expand: ExpandFn | None = None,
     run_id: str = "sim",
     budget: Budget | None = None,
+    adaptive: AdaptiveConfig | None = None,
 ) -> SimResult:
     """Run ``graph`` (and the ``arrivals``, at their times) on a virtual clock.
 
     ``budget`` limits the run as in the runtime; its deadline is seen at the first
-    happening at or after it."""
+    happening at or after it.  ``adaptive`` runs an adaptive manager inside the run
+    (see the module docstring)."""
     agents = list(agents)
     model = latency if latency is not None else _FIXED
     unknown = sorted(set(model.placement) - {a.name for a in agents})
@@ -450,7 +619,8 @@ def simulate(
         seed=seed,
         budget=budget,
     )
-    engine = _Engine(sched, model, random.Random(seed), duration, fails, expand)
+    manager = AdaptiveManager(adaptive, model.routes) if adaptive is not None else None
+    engine = _Engine(sched, model, random.Random(seed), duration, fails, expand, manager)
     arrivals = sorted(arrivals, key=lambda r: r.time)
     engine.run(arrivals)
     if not sched.done:
@@ -462,6 +632,7 @@ def simulate(
         requests=_outcomes(arrivals, sched.events),
         servers={n: s.stats for n, s in engine.servers.items()},
         seed=seed,
+        endpoints={n: g.stats for n, g in engine.gates.items()},
     )
 
 

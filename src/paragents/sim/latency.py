@@ -35,6 +35,16 @@ failure roll (with probability ``Faults.failure_p`` the attempt fails after a un
 fraction of its work, and the scheduler retries it by its backoff).  Nothing is drawn
 when the knob is zero, so a model without noise consumes no random numbers.
 
+**Rate-limited endpoints.**  An :class:`Endpoint` is an API that accepts
+``requests_per_minute`` (a token bucket refilled at that rate, holding ``burst_s``
+seconds' worth, at least one request) and answers a request above it with a 429 after
+``error_s``, asking the client to wait ``retry_after_s`` (by default, ``None``: the time
+until its bucket holds a request again, as real rate limiters compute it).  ``LatencyModel.routes`` maps
+agents to endpoints; an attempt of a routed agent first passes the client's own
+admission (a concurrency limit that an adaptive manager may set, and the Retry-After
+block of the last 429), then the endpoint's bucket; a 429 fails the attempt retryably
+with its Retry-After.  What the attempt does once accepted is the stages above.
+
 This module holds the specifications (frozen dataclasses, pure functions); the engine
 (:mod:`paragents.sim.engine`) keeps the moving state.
 """
@@ -50,7 +60,7 @@ from types import MappingProxyType
 
 from ..core.errors import ParagentsError
 
-__all__ = ["Draw", "Faults", "LatencyModel", "ModelServer", "Network", "ThroughputCurve"]
+__all__ = ["Draw", "Endpoint", "Faults", "LatencyModel", "ModelServer", "Network", "ThroughputCurve"]
 
 
 class LatencyModelError(ParagentsError, ValueError):
@@ -131,6 +141,28 @@ class Network:
 
 
 @dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An API with a requests-per-minute limit that answers 429 above it (see the docstring)."""
+
+    name: str
+    requests_per_minute: float
+    burst_s: float = 1.0
+    retry_after_s: float | None = None
+    error_s: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not (self.requests_per_minute > 0 and self.burst_s > 0):
+            raise LatencyModelError(f"endpoint {self.name!r}: requests_per_minute and burst_s must be > 0")
+        if (self.retry_after_s is not None and self.retry_after_s < 0) or self.error_s < 0:
+            raise LatencyModelError(f"endpoint {self.name!r}: retry_after_s and error_s must be >= 0")
+
+    @property
+    def capacity(self) -> float:
+        """Requests the bucket holds when full."""
+        return max(self.requests_per_minute / 60.0 * self.burst_s, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
 class Faults:
     failure_p: float = 0.0
     straggler_p: float = 0.0
@@ -165,8 +197,17 @@ class LatencyModel:
     network: Network | None = None
     jitter_cv: float = 0.0
     faults: Faults = Faults()
+    endpoints: tuple[Endpoint, ...] = ()
+    routes: Mapping[str, str] = field(default_factory=dict)  # agent name -> endpoint name
 
     def __post_init__(self) -> None:
+        eps = [e.name for e in self.endpoints]
+        if len(set(eps)) != len(eps):
+            raise LatencyModelError(f"duplicate endpoint names in {eps}")
+        lost = sorted(set(self.routes.values()) - set(eps))
+        if lost:
+            raise LatencyModelError(f"agents routed to unknown endpoints: {', '.join(lost)}")
+        object.__setattr__(self, "routes", MappingProxyType(dict(self.routes)))
         names = [s.name for s in self.servers]
         if len(set(names)) != len(names):
             raise LatencyModelError(f"duplicate server names in {names}")
