@@ -28,10 +28,11 @@ believes, never what the simulated world does.
   one-slot agents to one endpoint of R = 600 requests/min (a bucket of 1 s; a 429's
   Retry-After is the time until the bucket refills one request, and the client honours
   it).  Without adaptation the client sends as many calls as agents are free; with AIMD
-  (default parameters: slow start, +1 per window, x0.7 on a 429) it starts at 4 in
-  flight, ceiling 64.  Throughput =
-  finished calls / makespan, against R.  "429 failures" = tasks that failed for good
-  with a 429.
+  (default parameters: slow start, +1 per window, x0.9 on a 429) it starts at 4 in
+  flight, ceiling 64.  Throughput = finished calls / makespan, against R.  A 429 is
+  retried after its Retry-After without spending the task's retries, up to 20 times
+  per task (the scheduler's ``rate_limit_retries``); "429 failures" = tasks that failed
+  for good with a 429 all the same.
 * *Misestimation*: 4 "analysis" chains of 5-7 tasks (declared 1 s, true 3 s) and 12
   "draft" chains of 3-5 tasks (declared and true 2 s), task sizes x U(0.8, 1.2), on 6
   agents with critical-path priority.

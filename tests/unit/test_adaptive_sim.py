@@ -29,7 +29,9 @@ def test_hedging_cuts_the_p99_task_latency_of_stragglers_with_few_extra_calls() 
 def test_aimd_keeps_429s_from_failing_tasks_and_throughput_near_the_limit() -> None:
     off = [bench.rate_limit_run(s, False, 400) for s in SEEDS]
     on = [bench.rate_limit_run(s, True, 400) for s in SEEDS]
-    assert all(r["failed_429"] > 0 for r in off)  # without: 429s surface as failures
+    # Without AIMD the endpoint answers a storm of 429s; throttled retries absorb most of
+    # it, but not all.  With AIMD few 429s are sent and none fails a task.
+    assert sum(r["failed_429"] for r in off) > 0
     assert all(r["failed_429"] == 0 for r in on)
     assert all(r["responses_429"] < 0.2 * o["responses_429"] for r, o in zip(on, off, strict=True))
     assert statistics.fmean(r["throughput_vs_R"] for r in on) > 0.7

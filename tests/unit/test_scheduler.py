@@ -632,3 +632,21 @@ def test_restoring_an_unknown_task_is_refused() -> None:
     sched = Scheduler(TaskGraph([Task("a")]), [AgentSpec("x")])
     with pytest.raises(SchedulingError, match="cannot restore unknown tasks: 'zz'"):
         sched.start(0.0, restored=["zz"])
+
+
+def test_rate_limited_failures_are_retried_without_spending_the_tasks_retries() -> None:
+    sched = Scheduler(TaskGraph([Task("t", retries=0)]), [AgentSpec("x")], rate_limit_retries=3)
+    sched.start(0.0)
+    now = 0.0
+    for _ in range(3):  # three 429s: each retried after its Retry-After, retries untouched
+        out = sched.task_failed("t", now, error="429", retry_after=0.5, attempt=sched.attempt("t"))
+        assert [type(d) for d in out] == [Retry] and out[0].not_before >= now + 0.5
+        now = out[0].not_before
+        sched.tick(now)
+        assert sched.state("t") is TaskState.RUNNING
+    sched.task_failed("t", now, error="429", retry_after=0.5, attempt=sched.attempt("t"))
+    assert sched.state("t") is TaskState.FAILED  # the fourth exceeds rate_limit_retries
+    plain = Scheduler(TaskGraph([Task("u", retries=0)]), [AgentSpec("x")])
+    plain.start(0.0)
+    plain.task_failed("u", 0.0, error="500")
+    assert plain.state("u") is TaskState.FAILED  # an ordinary failure spends retries as before

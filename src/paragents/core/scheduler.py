@@ -37,7 +37,10 @@ is never dispatched again.
 
 Failures: a retryable failure with retries left goes to BACKOFF and comes back when a
 :meth:`tick` passes ``not_before`` (exponential backoff with seeded jitter, floored by the
-server's Retry-After).  After ``failover_after`` failures on one agent, the task avoids
+server's Retry-After).  A rate-limited failure (one reported with ``retry_after``) is
+retried after it *without* spending the task's retries, up to ``rate_limit_retries``
+times per task: the endpoint said "later", not "no", so a 429 does not become a user's
+failure while the endpoint keeps answering.  After ``failover_after`` failures on one agent, the task avoids
 that agent when another capable one with slots exists.  A task that fails for good
 cancels every task downstream of it (they can never get their inputs), and so does a
 failed or cancelled task that new work is made to depend on.
@@ -129,6 +132,7 @@ class _Rec:
         "qseq",
         "ready_at",
         "retries_used",
+        "throttled",
         "state",
         "task",
         "waiting",
@@ -140,6 +144,7 @@ class _Rec:
         self.waiting = 0
         self.attempt = 0
         self.retries_used = 0
+        self.throttled = 0  # rate-limited attempts retried without spending retries
         self.ready_at = 0.0
         self.agent: str | None = None
         self.qseq = -1
@@ -175,6 +180,7 @@ class Scheduler:
         assign: AssignPolicy | None = None,
         backoff: Backoff | None = None,
         failover_after: int = 2,
+        rate_limit_retries: int = 20,
         seed: int = 0,
         budget: Budget | None = None,
     ) -> None:
@@ -187,6 +193,7 @@ class Scheduler:
         self.assign.reset(seed)
         self.backoff = backoff if backoff is not None else Backoff()
         self.failover_after = failover_after
+        self.rate_limit_retries = rate_limit_retries
         self.seed = seed
         self._rng = random.Random(seed)
         self._agents: dict[str, AgentState] = {}
@@ -368,9 +375,13 @@ class Scheduler:
         self._release(rec)
         if agent is not None:
             self._count_failure(rec, agent)
-        if retryable and rec.retries_used < rec.task.retries and self._stop is None:
-            rec.retries_used += 1
-            delay = self.backoff.delay(rec.retries_used, self._rng, retry_after)
+        throttled = retry_after is not None and rec.throttled < self.rate_limit_retries
+        if retryable and (throttled or rec.retries_used < rec.task.retries) and self._stop is None:
+            if throttled:  # the endpoint said "later", not "no": the task's retries are kept
+                rec.throttled += 1
+            else:
+                rec.retries_used += 1
+            delay = self.backoff.delay(max(rec.retries_used, 1), self._rng, retry_after)
             self._move(rec, "retry")
             not_before = now + delay
             data: dict[str, Any] = {"error": error, "not_before": not_before}
