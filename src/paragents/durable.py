@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -45,6 +45,8 @@ from .workflow import Workflow, load_agents, load_workflow
 __all__ = ["RunSpec", "aresume", "arun_recorded", "run_status", "with_overrides", "workflow_of"]
 
 EventHook = Callable[[Event, Scheduler], None]
+#: What runs a graph: ``runtime.driver.arun`` (the default) or ``distributed.arun`` (Ray).
+Runner = Callable[..., Awaitable[RunResult]]
 
 
 class ResumeError(ParagentsError):
@@ -122,14 +124,16 @@ async def arun_recorded(
     *,
     run_id: str | None = None,
     on_event: EventHook | None = None,
+    runner: Runner = arun,
 ) -> RunResult:
-    """Run ``workflow`` recording everything in ``store`` under ``run_id`` (new if None)."""
+    """Run ``workflow`` recording everything in ``store`` under ``run_id`` (new if None),
+    with ``runner`` (the asyncio runtime's ``arun`` by default)."""
     run_id = run_id or uuid.uuid4().hex[:12]
     store.create_run(run_id, workflow.name, spec.to_json())
 
     async def go(recorder: Recorder) -> RunResult:
         options = workflow.run_options()
-        return await arun(
+        return await runner(
             workflow.graph, workflow.agents, run_id=run_id, on_event=on_event, recorder=recorder, **options
         )
 
