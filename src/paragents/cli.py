@@ -13,6 +13,7 @@ which otherwise goes to stderr, is off).
 ``paragents plan GOAL``     plan a goal and print the task graph; nothing runs.
 ``paragents graph FILE``    static analysis: critical path, slack, ranks, lower bound.
 ``paragents team``          print the default team, to copy and edit for ``--agents``.
+``paragents dashboard``     serve the web dashboard of a run store (:mod:`paragents.dashboard`).
 
 Errors a user can cause never end in a traceback: :func:`main` turns every
 :class:`~paragents.core.errors.ParagentsError` (and an unreadable or malformed file) into
@@ -31,6 +32,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -41,11 +43,14 @@ from rich.console import Console
 
 from .core.budget import Budget
 from .core.errors import ParagentsError, WorkflowError
+from .core.events import Event
 from .core.graph import TaskGraph
 from .core.policies import ASSIGN_POLICIES, PRIORITY_POLICIES
 from .core.report import build_report
+from .core.scheduler import Scheduler
 from .durable import (
     EventHook,
+    Runner,
     RunSpec,
     aresume,
     arun_recorded,
@@ -70,6 +75,7 @@ from .sim.scenarios import build_scenario, describe, run_scenario
 from .sim.serverless import run_serverless
 from .store import RunStore, check_run, open_store, resumable
 from .store.recorder import Recorder
+from .telemetry.tracing import RunTracer, tracer_provider_from_env
 from .workflow import (
     BACKEND_OVERRIDES,
     AgentConfig,
@@ -184,6 +190,11 @@ def cli() -> None:
 @_store_option
 @click.option("--no-store", is_flag=True, help="Do not record the run (it cannot be shown or resumed later).")
 @click.option("--run-id", help="The run's id in the store (default: a new random id).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the tasks run: this process (asyncio), or a Ray cluster (workflow runs only).")
+@click.option("--ray-address", metavar="ADDR", help="Ray cluster to run on with --executor ray (default: start a local one).")
+@click.option("--dashboard", "with_dashboard", is_flag=True,
+              help="Serve the dashboard of the run's store on 127.0.0.1 while it runs, and print its URL.")
 @_json_option
 def run_command(
     target: str,
@@ -203,6 +214,9 @@ def run_command(
     store_url: str | None,
     no_store: bool,
     run_id: str | None,
+    with_dashboard: bool,
+    executor: str,
+    ray_address: str | None,
     as_json: bool,
 ) -> int:
     """Run TARGET: a workflow YAML file, or a goal in plain words.
@@ -219,9 +233,15 @@ def run_command(
     budget = {k: v for k, v in limits.items() if v is not None} or None
     if budget is not None:
         Budget(**budget)  # refuse a bad limit before anything runs
+    if with_dashboard and no_store:
+        raise ParagentsError("--dashboard shows the run from its store: it cannot go with --no-store")
     store = None if no_store else open_store(store_url)
+    if with_dashboard:
+        _start_dashboard(store_url)
     path = _workflow_file(target)
     if path is None:
+        if executor == "ray":
+            raise click.UsageError("--executor ray runs workflow files; goal runs use the local executor")
         return _run_goal(target, backend, agents_file, priority, assign, seed, max_tasks, as_json, store, run_id, budget)
     spec = RunSpec(
         "workflow",
@@ -237,20 +257,56 @@ def run_command(
     workflow = with_overrides(_load(path, backend, agents_file), spec)
 
     def go(hook: EventHook | None) -> driver.RunResult:
-        if store is None:
-            return driver.run(workflow.graph, workflow.agents, on_event=hook, **workflow.run_options())
-        return asyncio.run(arun_recorded(workflow, spec, store, run_id=run_id, on_event=hook))
+        with _executor(executor, ray_address) as runner:
+            if store is None:
+                return asyncio.run(runner(workflow.graph, workflow.agents, on_event=hook, **workflow.run_options()))
+            return asyncio.run(arun_recorded(workflow, spec, store, run_id=run_id, on_event=hook, runner=runner))
 
     result = _with_progress(go, workflow.name, as_json)
     return _print_run(result, workflow.name, as_json)
 
 
+def _start_dashboard(store_url: str | None) -> None:
+    """Serve the dashboard of ``store_url`` from a background thread for as long as this
+    process lives, and say where (on stderr: stdout may be the ``--json`` document)."""
+    from .dashboard import BackgroundServer
+
+    server = BackgroundServer(store_url=store_url).start()
+    click.echo(f"dashboard: {server.url}", err=True)
+
+
+def _executor(executor: str, ray_address: str | None) -> AbstractContextManager[Runner]:
+    """The ``arun`` of the chosen executor, for a ``with`` block (Ray: connected for it)."""
+    if executor == "local":
+        return nullcontext(driver.arun)
+    try:
+        from .distributed import session  # Ray is an optional extra
+    except ImportError as exc:
+        raise click.UsageError(f"--executor ray needs Ray: pip install 'paragents[ray]' ({exc})") from None
+    return session(ray_address)
+
+
 def _with_progress(go: Callable[[EventHook | None], driver.RunResult], title: str, quiet: bool) -> driver.RunResult:
-    """Run ``go`` with the live progress view on stderr, unless ``quiet``."""
-    if quiet:
-        return go(None)
-    with RunProgress(Console(stderr=True), title=title) as progress:
-        return go(progress.on_event)
+    """Run ``go`` with the live progress view on stderr (unless ``quiet``) and, when an
+    OTLP endpoint is configured (``OTEL_EXPORTER_OTLP_ENDPOINT``), its spans exported."""
+    provider = tracer_provider_from_env()
+    tracer = RunTracer(title, tracer_provider=provider) if provider is not None else None
+    try:
+        if quiet:
+            return go(tracer.on_event if tracer is not None else None)
+        with RunProgress(Console(stderr=True), title=title) as progress:
+            if tracer is None:
+                return go(progress.on_event)
+
+            def both(event: Event, scheduler: Scheduler) -> None:
+                progress.on_event(event, scheduler)
+                tracer.on_event(event, scheduler)
+
+            return go(both)
+    finally:
+        if tracer is not None and provider is not None:
+            tracer.close()
+            provider.shutdown()
 
 
 def _print_run(result: driver.RunResult, name: str, as_json: bool) -> int:
@@ -436,11 +492,23 @@ def runs_list(store_url: str | None, limit: int, as_json: bool) -> int:
 @runs_group.command("show")
 @click.argument("run_id")
 @_store_option
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML report (task graph, Gantt, numbers) to this file.")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the Gantt chart (tasks per agent over time) to this PNG file.")
 @_json_option
-def runs_show(run_id: str, store_url: str | None, as_json: bool) -> int:
+def runs_show(run_id: str, store_url: str | None, html_path: Path | None, png_path: Path | None,
+              as_json: bool) -> int:
     """Show one run: its status, report and the state of every task."""
     with open_store(store_url) as store:
         stored = store.load_run(run_id)
+    if html_path is not None or png_path is not None:
+        from .dashboard import html_report, png_gantt
+
+        if html_path is not None:
+            html_path.write_text(html_report(stored), encoding="utf-8")
+        if png_path is not None:
+            png_gantt(stored, png_path)
     graph = TaskGraph([rec.task for rec in stored.tasks])
     report = build_report(stored.events, graph, run_id=run_id)
     if as_json:
@@ -492,6 +560,25 @@ def runs_check(run_id: str, store_url: str | None, as_json: bool) -> int:
         if not problems:
             click.echo(f"run {run_id} ({stored.status}): consistent")
     return 1 if problems else 0
+
+
+@cli.command("dashboard")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --token.")
+@click.option("--port", default=8765, show_default=True, help="Port to listen on.")
+@_store_option
+@click.option("--token", envvar="PARAGENTS_DASHBOARD_TOKEN",
+              help="Require this token on every request (header or ?token=); default: $PARAGENTS_DASHBOARD_TOKEN.")
+def dashboard_command(host: str, port: int, store_url: str | None, token: str | None) -> int:
+    """Serve the web dashboard of a run store: every run, one run live (task graph,
+    Gantt, utilisation, latency split, tokens and cost, adaptations), and /metrics."""
+    from .dashboard import serve
+    from .dashboard.server import check_bind, url_of
+
+    check_bind(host, token)
+    click.echo(f"dashboard: {url_of(host, port, token)}  (Ctrl-C stops it)", err=True)
+    serve(host, port, store_url, token)
+    return 0
 
 
 @cli.command("simulate")
