@@ -89,7 +89,7 @@ def test_unknown_run_is_404(server: BackgroundServer) -> None:
 
 def test_metrics_are_prometheus_text(server: BackgroundServer) -> None:
     text = httpx.get(server.url + "metrics").text
-    assert 'paragents_tasks_finished_total{agent="researcher",endpoint=""} 4.0' in text
+    assert 'paragents_tasks_finished_total{agent="researcher",endpoint="sim://fast-sim"} 4.0' in text
     assert "paragents_queue_length 0.0" in text
     assert "paragents_task_latency_seconds_bucket" in text
 

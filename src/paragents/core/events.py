@@ -26,6 +26,7 @@ Event kinds (``Event.kind``) and what ``data`` holds:
 ``cancelled``    task, agent (if it was running); ``{"reason": str}``
 ``requeued``     task, agent; ``{"reason": str}`` (its agent left mid-task)
 ``restored``     task; ``{}``: it finished before the run was resumed, its result is kept
+``endpoints``    ``{agent: endpoint}``, written by the asyncio runtime when the run starts
 ``agent_added`` / ``agent_removed`` / ``capacity``   agent; ``{"slots": n}``
 ``stopped``      ``{"budget": key, "limit": x, "used": y}``, once, when a run budget is
                  reached (see ``budget.py``); the tasks it cancels follow as ``cancelled``

@@ -293,7 +293,10 @@ class Runtime:
                     self._carry(self.adaptive.initial_actions())
                     self._timers.append(loop.call_at(self._t0 + offset + self.adaptive.config.period_s, self._adapt))
                 restored = self.resume.results if self.resume is not None else ()
-                self._apply(self.scheduler.start(self._now(), restored=restored))
+                decisions = self.scheduler.start(self._now(), restored=restored)
+                endpoints = {n: str(getattr(a.backend, "endpoint", "") or "") for n, a in self.agents.items()}
+                self.scheduler.annotate("endpoints", self._now(), data=endpoints)  # for per-endpoint metrics
+                self._apply(decisions)
                 deadline = self.scheduler.deadline
                 if deadline is not None:  # the budget's deadline stops even a run that waits idle
                     self._timers.append(loop.call_at(self._t0 + deadline, self._tick, deadline))

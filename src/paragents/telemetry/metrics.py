@@ -6,8 +6,8 @@ Theory of operation
 events one at a time with :meth:`RunMetrics.feed` (from a driver's ``on_event`` hook, or
 from a store).  It keeps, per run, only what the gauges need: the attempts now running
 and which tasks are done, failed or cancelled.  Series, labelled by ``agent`` and
-``endpoint`` (the endpoint is the agent's backend endpoint when it is known, else
-``""``):
+``endpoint`` (the agent's backend endpoint, from the ``endpoints`` event the asyncio
+runtime writes when a run starts, or the ``endpoints=`` mapping; else ``""``):
 
 ``paragents_tasks_running``               attempts running now (gauge)
 ``paragents_queue_length``                tasks whose inputs are done and that wait for
@@ -118,6 +118,9 @@ class RunMetrics:
 
     def _apply(self, state: _RunState, e: Event) -> None:
         kind, task, data = e.kind, e.task, e.data or {}
+        if kind == "endpoints":  # the runtime's record of each agent's backend endpoint
+            self.endpoints.update({str(k): str(v) for k, v in data.items() if v})
+            return
         if kind == "added":
             for tid in data.get("tasks", ()):
                 state.preds.setdefault(str(tid), set())
