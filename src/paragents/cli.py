@@ -34,7 +34,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ from .durable import (
     run_status,
     with_overrides,
 )
-from .goal import ANSWER_TASK, PLAN_TASK, arun_goal, planner_for
+from .goal import ANSWER_TASK, DEFAULT_TEAM, PLAN_TASK, arun_goal, planner_for
 from .planner import Plan
 from .render import (
     RunProgress,
@@ -92,8 +91,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 _YAML_SUFFIXES = (".yaml", ".yml")
-#: The team of a goal run without ``--agents`` (``paragents team`` prints it).
-DEFAULT_TEAM = resources.files("paragents").joinpath("teams/default.yaml")
 
 
 def _workflow_file(target: str) -> Path | None:

@@ -18,25 +18,30 @@ the idempotency key — and a task that was running when the process died runs a
 from the start.  Tasks that failed or were cancelled in the earlier life are tried
 again, so resuming a finished run that had failures is a retry of exactly those.
 
-Goal runs are recorded (listed, shown and checked like any run), but cannot be resumed:
-their tasks are plain-words plans turned into code at run time, and replanning would
-make a different graph.  The resume refuses them with that reason.
+A goal run resumes the same way, through :func:`~paragents.goal.arun_goal` with the
+stored goal and team: when the plan had finished it is not asked for again (its result
+is restored), the tasks it planned (and their expansions) come back from their stored
+definitions with their actions attached again, and only what had not finished runs.
+When the plan itself had not finished, the planner runs again and the tasks it had
+already added are kept, not added twice.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from .agents import Agent
 from .core.budget import Budget
 from .core.errors import ParagentsError
 from .core.events import Event
 from .core.graph import TaskGraph
 from .core.report import RunReport
 from .core.scheduler import Scheduler
+from .goal import DEFAULT_TEAM, arun_goal
 from .runtime.driver import Resumption, RunResult, arun
 from .store import RunStore, StoredRun
 from .store.recorder import Recorder
@@ -153,27 +158,78 @@ def _grown_graph(workflow: Workflow, stored: StoredRun) -> TaskGraph:
     return graph
 
 
-async def aresume(store: RunStore, run_id: str, *, on_event: EventHook | None = None) -> RunResult:
-    """Resume ``run_id`` from ``store``: restore what finished, run the rest."""
-    stored = store.load_run(run_id)
-    spec = RunSpec.from_json(stored.spec)
-    if spec.kind != "workflow":
-        raise ResumeError(
-            f"run {run_id!r} is a {spec.kind} run and cannot be resumed: its tasks were planned by a model "
-            "at run time; run the goal again"
-        )
-    workflow = workflow_of(spec)
-    graph = _grown_graph(workflow, stored)
-    done = sorted((r.finished_at, tid) for tid, r in stored.results.items() if tid in graph)
+def _resumption(stored: StoredRun, ids: Collection[str] | None = None) -> Resumption:
+    """The finished tasks' results (in the order they finished) and the log of ``stored``."""
+    done = sorted((r.finished_at, tid) for tid, r in stored.results.items() if ids is None or tid in ids)
     results = {tid: stored.results[tid].result for _, tid in done}
     producers = {tid: stored.results[tid].agent for _, tid in done}
+    return Resumption(results, stored.events, producers)
+
+
+async def aresume(
+    store: RunStore,
+    run_id: str,
+    *,
+    on_event: EventHook | None = None,
+    agents: Sequence[Agent] | None = None,
+) -> RunResult:
+    """Resume ``run_id`` from ``store``: restore what finished, run the rest.  A goal run
+    runs on ``agents`` when given (a team built in Python), else on its stored team."""
+    stored = store.load_run(run_id)
+    spec = RunSpec.from_json(stored.spec)
+    if spec.kind == "goal":
+        return await _resume_goal(store, stored, spec, on_event, agents)
+    if spec.kind != "workflow":
+        raise ResumeError(f"run {run_id!r} is of an unknown kind {spec.kind!r}")
+    workflow = workflow_of(spec)
+    graph = _grown_graph(workflow, stored)
+    resume = _resumption(stored, set(graph.ids))
     store.set_status(run_id, "running")
 
     async def go(recorder: Recorder) -> RunResult:
         options = workflow.run_options()
-        resume = Resumption(results, stored.events, producers)
         return await arun(
             graph, workflow.agents, run_id=run_id, on_event=on_event, recorder=recorder, resume=resume, **options
         )
 
     return await _run_and_finish(store, run_id, go)
+
+
+async def _resume_goal(
+    store: RunStore,
+    stored: StoredRun,
+    spec: RunSpec,
+    on_event: EventHook | None,
+    agents: Sequence[Agent] | None,
+) -> RunResult:
+    """A goal run goes on: the plan (if it finished) is not asked for again, the tasks it
+    planned come back from their stored definitions with their actions, and what had
+    finished is restored."""
+    team = None
+    if agents is None:
+        team = load_agents(spec.agents or DEFAULT_TEAM.read_text(encoding="utf-8"), backend_override=spec.backend)
+        agents = team.agents
+    definitions = {rec.task.id: rec.task for rec in stored.tasks}
+    store.set_status(stored.run_id, "running")
+    options: dict[str, Any] = {
+        "priority": spec.priority or "critical_path",
+        "assign": spec.assign or "earliest_finish",
+        "seed": spec.seed or 0,
+        "budget": Budget(**spec.budget) if spec.budget else None,
+    }
+    if team is not None:
+        options["limits"] = team.limits
+
+    async def go(recorder: Recorder) -> RunResult:
+        run = await arun_goal(
+            spec.source, list(agents), run_id=stored.run_id, on_event=on_event, recorder=recorder,
+            resume=_resumption(stored), definitions=definitions, **options,
+        )
+        return run.result
+
+    try:
+        return await _run_and_finish(store, stored.run_id, go)
+    finally:
+        if team is not None:
+            for backend in {id(a.backend): a.backend for a in team.agents if a.backend is not None}.values():
+                await backend.aclose()

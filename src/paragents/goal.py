@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from .agents import Agent
@@ -46,11 +47,14 @@ from .core.graph import Task, TaskGraph
 from .core.policies import Backoff
 from .core.scheduler import Scheduler
 from .planner import Plan, PlannedTask, Planner
-from .runtime.driver import RunResult, Runtime, TaskContext
+from .runtime.driver import Resumption, RunResult, Runtime, TaskContext
 from .runtime.limits import Limits
 from .store.recorder import Recorder
 
-__all__ = ["GoalRun", "PLAN_TASK", "ANSWER_TASK", "arun_goal", "planner_for"]
+__all__ = ["ANSWER_TASK", "DEFAULT_TEAM", "PLAN_TASK", "GoalRun", "arun_goal", "planner_for"]
+
+#: The team of a goal run given no team (``paragents team`` prints it).
+DEFAULT_TEAM = resources.files("paragents").joinpath("teams/default.yaml")
 
 #: Goal runs assemble prompts from the run's semantic context unless told otherwise.
 DEFAULT_CONTEXT = ContextConfig()
@@ -109,6 +113,8 @@ async def arun_goal(
     context: ContextConfig | None = DEFAULT_CONTEXT,
     recorder: Recorder | None = None,
     budget: Budget | None = None,
+    resume: Resumption | None = None,
+    definitions: Mapping[str, Task] | None = None,
 ) -> GoalRun:
     """Plan ``goal`` with the team's planner, run the plan on the team, merge an answer."""
     goal = goal.strip()
@@ -163,6 +169,8 @@ async def arun_goal(
         assert runtime is not None
 
         def on_task(planned: PlannedTask) -> None:
+            if planned.id in runtime.graph:  # added in an earlier life of a resumed run
+                return
             task = to_task(planned)
             runtime.add_tasks([task], edges=[(task.id, ANSWER_TASK)])
 
@@ -185,6 +193,8 @@ async def arun_goal(
             ),
         ]
     )
+    if resume is not None:  # the tasks the earlier life planned, with their actions again
+        _replay_growth(graph, resume, definitions or {}, lambda t: _reattach(t, expand_depth, planner, to_task, do_or_replan))
     runtime = Runtime(
         graph,
         agents,
@@ -198,9 +208,38 @@ async def arun_goal(
         context=context,
         recorder=recorder,
         budget=budget,
+        resume=resume,
     )
     result = await runtime.run()
     return GoalRun(goal, result, plans[0] if plans else None, planner)
+
+
+def _replay_growth(
+    graph: TaskGraph, resume: Resumption, definitions: Mapping[str, Task], attach: Callable[[Task], Task]
+) -> None:
+    """Add the tasks an earlier life of the run added (planned tasks, expansions), in the
+    order it added them, each with its action attached again (actions are not stored)."""
+    for e in resume.events:
+        if e.kind != "added" or not e.data:
+            continue
+        tasks = [attach(definitions[t]) for t in e.data["tasks"] if t not in graph and t in definitions]
+        known = {t.id for t in tasks} | set(graph.ids)
+        edges = [(u, v) for u, v in e.data.get("edges", ()) if u in known and v in known]
+        graph.add(tasks, edges)
+
+
+def _reattach(
+    task: Task,
+    expand_depth: int,
+    planner: Planner,
+    prepare: Callable[[Task, int], Task],
+    work: Callable[[TaskContext], Any],
+) -> Task:
+    """A stored planned task (its prompt already says the goal) with its action."""
+    depth = int(task.meta.get("depth", 0)) if task.meta else 0
+    if task.expandable and depth < expand_depth:
+        return task.evolve(action=_expand_or_do(planner, depth, prepare))
+    return task.evolve(action=work)
 
 
 def _expand_or_do(
