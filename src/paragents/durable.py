@@ -163,6 +163,9 @@ def _resumption(stored: StoredRun, ids: Collection[str] | None = None) -> Resump
     done = sorted((r.finished_at, tid) for tid, r in stored.results.items() if ids is None or tid in ids)
     results = {tid: stored.results[tid].result for _, tid in done}
     producers = {tid: stored.results[tid].agent for _, tid in done}
+    for e in stored.events:  # a task replanned away is done too: its replacements stand for it
+        if e.kind == "replaced" and e.task and e.task not in results and (ids is None or e.task in ids):
+            results[e.task] = None
     return Resumption(results, stored.events, producers)
 
 

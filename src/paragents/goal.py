@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from .adaptive.manager import AdaptiveConfig
 from .agents import Agent
 from .aggregate import merge_prompt
 from .backends.base import Request
@@ -115,6 +116,7 @@ async def arun_goal(
     budget: Budget | None = None,
     resume: Resumption | None = None,
     definitions: Mapping[str, Task] | None = None,
+    adaptive: AdaptiveConfig | None = None,
 ) -> GoalRun:
     """Plan ``goal`` with the team's planner, run the plan on the team, merge an answer."""
     goal = goal.strip()
@@ -152,18 +154,27 @@ async def arun_goal(
         except ParagentsError as exc:
             if ctx.attempt <= ctx.task.retries:
                 raise  # the scheduler retries it (after backoff, on another agent if it keeps failing)
-            assert runtime is not None
-            done = {t: r for t, r in runtime.results.items() if t not in (PLAN_TASK, ANSWER_TASK)}
-            graph = runtime.graph
-            skip = {PLAN_TASK, ANSWER_TASK, ctx.task.id, *done}
-            remaining = [graph[t] for t in graph.ids if t not in skip]
-            new = await planner.replan(goal, done, ctx.task, remaining, error=str(exc), taken=graph.ids)
+            new = await replacements(ctx.task.id, str(exc))
             ctx.prompt_tokens += planner.stats.prompt_tokens
             ctx.completion_tokens += planner.stats.completion_tokens
             if not new:
                 raise
-            ctx.expand([to_task(t) for t in new])
+            ctx.expand(new)
             return f"Failed ({exc}); the planner replaced it with: " + ", ".join(t.id for t in new)
+
+    async def replacements(task_id: str, error: str) -> list[Task]:
+        """The planner's tasks for the rest of the plan, written around ``task_id``."""
+        assert runtime is not None
+        done = {t: r for t, r in runtime.results.items() if t not in (PLAN_TASK, ANSWER_TASK)}
+        graph = runtime.graph
+        skip = {PLAN_TASK, ANSWER_TASK, task_id, *done}
+        remaining = [graph[t] for t in graph.ids if t not in skip]
+        new = await planner.replan(goal, done, graph[task_id], remaining, error=error, taken=graph.ids)
+        return [to_task(t) for t in new]
+
+    async def replan_failing(task_id: str, rt: Runtime) -> list[Task]:
+        """The adaptive manager's replan: a task failed repeatedly (see ``ReplanConfig``)."""
+        return await replacements(task_id, rt.errors.get(task_id, ""))
 
     async def plan_goal(ctx: TaskContext) -> str:
         assert runtime is not None
@@ -209,6 +220,8 @@ async def arun_goal(
         recorder=recorder,
         budget=budget,
         resume=resume,
+        adaptive=adaptive,
+        replanner=replan_failing,
     )
     result = await runtime.run()
     return GoalRun(goal, result, plans[0] if plans else None, planner)

@@ -650,3 +650,28 @@ def test_rate_limited_failures_are_retried_without_spending_the_tasks_retries() 
     plain.start(0.0)
     plain.task_failed("u", 0.0, error="500")
     assert plain.state("u") is TaskState.FAILED  # an ordinary failure spends retries as before
+
+
+def test_replace_puts_new_tasks_in_a_failing_tasks_place() -> None:
+    graph = TaskGraph([Task("a"), Task("b", depends_on=("a",), retries=2), Task("c", depends_on=("b",))])
+    sched = Scheduler(graph, [AgentSpec("x", slots=2)])
+    sched.start(0.0)
+    sched.task_finished("a", 1.0)
+    assert sched.state("b") is TaskState.RUNNING
+    with pytest.raises(SchedulingError, match="cannot replace task 'b': it is running"):
+        sched.replace("b", Expansion((Task("b1"),)), now=1.0, reason="x")
+    sched.task_failed("b", 2.0, error="boom")  # retried after a backoff
+    assert sched.state("b") is TaskState.BACKOFF
+    out = sched.replace("b", Expansion((Task("b1"), Task("b2", depends_on=("b1",)))), now=2.5, reason="failed twice")
+    assert [d.task for d in out if isinstance(d, Dispatch)] == ["b1"]
+    assert sched.state("b") is TaskState.DONE and sched.state("c") is TaskState.PENDING
+    sched.task_finished("b1", 3.0)
+    sched.tick(10.0)  # the old retry timer finds nothing to release
+    assert not any(e.kind == "dispatched" and e.task == "b" and e.time > 2.0 for e in sched.events)
+    sched.task_finished("b2", 4.0)
+    assert sched.state("c") is TaskState.RUNNING  # c waited for the replacements
+    sched.task_finished("c", 5.0)
+    assert sched.done
+    report = build_report(sched.events, sched.graph)
+    assert report.tasks["done"] == 5
+    assert [e.data["by"] for e in sched.events if e.kind == "replaced"] == [["b1", "b2"]]

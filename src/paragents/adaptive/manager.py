@@ -10,7 +10,9 @@ estimates (``update_estimates``), hedges (``hedge``), avoiding an agent
 (``set_avoided``) — and the scheduler's resulting decisions are returned for the driver
 to carry out like any others.  Adaptations of the world outside the scheduler are
 returned as actions: :class:`SetConcurrency` (an endpoint's concurrency limit, AIMD) and
-:class:`Replan` (ask the planner to rewrite the remaining graph).  Every adaptation is an
+:class:`Replan` (ask the planner to rewrite the remaining graph: the asyncio runtime's
+``replanner`` returns tasks that take the failing task's place, through
+``Scheduler.replace``; goal runs pass the planner's).  Every adaptation is an
 ``adapted`` event in the log, with its control and reason: the scheduler logs its own,
 the manager annotates the driver-side ones when it returns them.
 

@@ -27,6 +27,7 @@ Event kinds (``Event.kind``) and what ``data`` holds:
 ``requeued``     task, agent; ``{"reason": str}`` (its agent left mid-task)
 ``restored``     task; ``{}``: it finished before the run was resumed, its result is kept
 ``endpoints``    ``{agent: endpoint}``, written by the asyncio runtime when the run starts
+``replaced``     task; ``{"reason": str, "by": [ids]}``: new tasks took its place (a replan)
 ``agent_added`` / ``agent_removed`` / ``capacity``   agent; ``{"slots": n}``
 ``stopped``      ``{"budget": key, "limit": x, "used": y}``, once, when a run budget is
                  reached (see ``budget.py``); the tasks it cancels follow as ``cancelled``
@@ -86,6 +87,9 @@ P, R, X, B = TaskState.PENDING, TaskState.READY, TaskState.RUNNING, TaskState.BA
 TRANSITIONS: Mapping[tuple[TaskState, str], TaskState] = {
     (P, "inputs_ready"): R,
     (P, "restore"): TaskState.DONE,  # finished in an earlier life of a resumed run
+    (P, "replace"): TaskState.DONE,  # rewritten by the planner: new tasks take its place
+    (R, "replace"): TaskState.DONE,
+    (B, "replace"): TaskState.DONE,
     (R, "new_input"): P,  # an edge was added into a queued task
     (R, "dispatch"): X,
     (X, "finish"): TaskState.DONE,

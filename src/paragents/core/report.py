@@ -166,7 +166,7 @@ def build_report(
         if e.task is None:
             continue
         tt = timings.setdefault(e.task, TaskTiming(e.task))
-        if kind == "restored":  # finished before a resume: done, with the timing its log gave
+        if kind in ("restored", "replaced"):  # done before a resume, or done by its replacements
             tt.state = "done"
             continue
         if kind == "dispatched":

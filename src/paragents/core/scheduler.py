@@ -112,7 +112,7 @@ DONE = TaskState.DONE
 #: The event kinds only the scheduler writes; drivers annotate the log with other kinds
 #: (``adapted`` is shared: the scheduler logs its own adaptations, drivers theirs).
 _OWN_KINDS = frozenset(
-    {"started", "added", "dispatched", "finished", "retry", "failed", "cancelled", "requeued", "restored",
+    {"started", "added", "dispatched", "finished", "retry", "failed", "cancelled", "requeued", "restored", "replaced",
      "agent_added", "agent_removed", "capacity", "stopped", "abandoned"}
 )
 
@@ -340,6 +340,28 @@ class Scheduler:
                 self._enqueue(srec, now)
         if self._free_total > 0 or self._meter is not None:
             self._fill(now, out)
+        return out
+
+    def replace(self, task_id: str, expansion: Expansion, *, now: float, reason: str) -> list[Decision]:
+        """Put ``expansion``'s tasks in the place of ``task_id``, which has not run well (a
+        replan after repeated failure): its successors wait for the new tasks instead
+        (rewired), and it ends as done with no result of its own.  Only a task that is not
+        running may be replaced (pending, ready, or waiting for a retry)."""
+        rec = self._rec(task_id)
+        if rec.state not in (PENDING, READY, BACKOFF):
+            raise SchedulingError(f"cannot replace task {task_id!r}: it is {rec.state.value}")
+        out: list[Decision] = []
+        self._expand(rec, expansion, now)
+        self._move(rec, "replace")
+        new = [t.id for t in expansion.tasks]
+        self.events.append(Event(now, "replaced", task_id, data={"reason": reason, "by": new}))
+        recs = self._recs
+        for s in self.graph.successors(task_id):
+            srec = recs[s]
+            srec.waiting -= 1
+            if srec.waiting == 0 and srec.state is PENDING:
+                self._make_ready(srec, now)
+        self._fill(now, out)
         return out
 
     def task_failed(

@@ -35,7 +35,9 @@ agents) are carried out like the scheduler's, and a ``SetConcurrency`` sets that
 endpoint limiter's concurrency.  A hedged task has two live attempts, so children are
 keyed by ``(task, attempt)``; a ``Cancel`` naming an attempt stops that one only, and
 the first attempt to finish reports the result (the scheduler ignores the other's).
-A ``Replan`` is logged by the manager; the runtime has no planner to carry it out.
+A ``Replan`` (a task failed ``after_failures`` times) is carried out by the
+``replanner`` when one is given (goal runs give the planner's): it returns tasks that
+take the failing task's place (``Scheduler.replace``), unless the task ran meanwhile.
 
 Durability.  With a ``recorder`` (:mod:`paragents.store.recorder`), every event of the log
 is handed to it as it happens (it writes in batches, on its own thread), and a finished
@@ -55,7 +57,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..adaptive.manager import AdaptiveConfig, AdaptiveManager, SetConcurrency
+from ..adaptive.manager import AdaptiveConfig, AdaptiveManager, Replan, SetConcurrency
 from ..agents import Agent
 from ..backends.base import Backend, Completion, Request
 from ..context.runtime_context import ContextConfig, RunContext
@@ -80,6 +82,8 @@ from .limits import AdmissionControl, Limits
 __all__ = ["Resumption", "RunResult", "Runtime", "TaskContext", "arun", "run"]
 
 EventHook = Callable[[Event, Scheduler], None]
+#: Replacement tasks for a task that keeps failing, given its id and the running runtime.
+Replanner = Callable[[str, "Runtime"], Awaitable[Sequence[Task]]]
 
 
 @dataclass(slots=True)
@@ -228,6 +232,7 @@ class Runtime:
         resume: Resumption | None = None,
         budget: Budget | None = None,
         adaptive: AdaptiveConfig | None = None,
+        replanner: Replanner | None = None,
     ) -> None:
         self.graph = graph
         self.agents: dict[str, Agent] = {}
@@ -259,6 +264,7 @@ class Runtime:
         if resume is not None:
             self.results.update(resume.results)
         self._children: dict[tuple[str, int], asyncio.Task[None]] = {}  # (task, attempt) -> child
+        self.replanner = replanner
         self.adaptive: AdaptiveManager | None = None
         if adaptive is not None:
             endpoints = {a.name: a.backend.endpoint for a in self.agents.values() if a.backend is not None}
@@ -361,6 +367,25 @@ class Runtime:
                         child.cancel()
             elif type(d) is SetConcurrency:
                 self.admission.for_endpoint(d.endpoint).set_concurrency(d.limit)
+            elif type(d) is Replan and self.replanner is not None:
+                assert self._tg is not None
+                self._tg.create_task(self._replan(d))
+
+    async def _replan(self, action: Replan) -> None:
+        """Ask the replanner for tasks to take the failing task's place, and put them there
+        if it still has not run by the time they arrive."""
+        assert self.replanner is not None
+        sched = self.scheduler
+        try:
+            new = list(await self.replanner(action.task, self))
+        except Exception as exc:  # noqa: BLE001 - a planner failure leaves the run as it was
+            data = {"control": "replan", "reason": f"the planner could not replace {action.task!r}: {exc}"}
+            sched.annotate("adapted", self._now(), action.task, data=data)
+            return
+        if not new or sched.state(action.task).value not in ("pending", "ready", "backoff"):
+            return
+        self.results[action.task] = "Replaced by: " + ", ".join(t.id for t in new)
+        self._apply(sched.replace(action.task, Expansion(tuple(new)), now=self._now(), reason=action.reason))
 
     def _adapt(self) -> None:
         """The adaptive manager's periodic tick; re-armed while the run lasts."""
