@@ -41,6 +41,8 @@ bench: install-bench
 	$(BIN)/python benchmarks/dyntask.py
 	$(BIN)/python benchmarks/gpu_allocation.py
 	$(BIN)/python benchmarks/adaptive.py
+	$(BIN)/python benchmarks/store_overhead.py
+	$(BIN)/python benchmarks/ray_overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis
