@@ -35,7 +35,7 @@ def workflow_yaml() -> str:
         "name: crash-test",
         "policies: {priority: critical_path, assign: earliest_finish, seed: 0}",
         "backends:",
-        "  sim: {kind: simulated, ttft_s: 0.01, tokens_per_s: 2000, jitter: 0.0, seed: 1}",
+        "  sim: {kind: simulated, ttft_s: 0.01, tokens_per_s: 400, jitter: 0.0, seed: 1}",  # a run of ~2.5 s
         "context: {enabled: false}  # each task sees only its inputs: results are a function of them",
         "agents:",
         "  - {name: a, backend: sim, slots: 3}",

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -61,13 +60,11 @@ from ..agents import Agent
 from ..context.runtime_context import ContextConfig, RunContext
 from ..core.budget import Budget
 from ..core.errors import ParagentsError, SchedulingError
-from ..core.events import Cancel, Dispatch, Event, Retry, TaskState
+from ..core.events import Cancel, Dispatch, Retry, TaskState
 from ..core.graph import TaskGraph
 from ..core.policies import AssignPolicy, Backoff, PriorityPolicy
-from ..core.policies.resolve import resolve_assign, resolve_priority
-from ..core.scheduler import Scheduler
-from ..runtime.driver import Resumption, RunResult
 from ..runtime.limits import Limits
+from ..runtime.run_state import EventHook, Resumption, RunResult, RunState
 from ..store.recorder import Recorder
 from ..store.serialize import inputs_hash
 from .actors import (
@@ -84,7 +81,6 @@ from .limiter import EndpointGate, GateClient
 
 __all__ = ["DistributedError", "RayRuntime", "arun", "run", "session"]
 
-EventHook = Callable[[Event, Scheduler], None]
 
 #: How long the actors of a run may take to be placed and started before the run gives up.
 PLACEMENT_TIMEOUT_S = 120.0
@@ -112,7 +108,7 @@ class _Flight:
     agent: str
 
 
-class RayRuntime:
+class RayRuntime(RunState):
     """One run of a graph on a Ray cluster (Ray must be initialised: see :func:`session`).
 
     Options are the asyncio runtime's where they make sense (``priority``, ``assign``,
@@ -149,37 +145,25 @@ class RayRuntime:
             raise DistributedError(
                 "the adaptive manager (adaptive:) is not supported on Ray; run it with the local executor"
             )
-        self.graph = graph
-        self.agents: dict[str, Agent] = {}
-        for a in agents:
-            if a.name in self.agents:
-                raise SchedulingError(f"duplicate agent name {a.name!r}")
-            self.agents[a.name] = a
-        self.scheduler = Scheduler(
+        super().__init__(
             graph,
-            self.agents.values(),
-            priority=resolve_priority(priority, aging),
-            assign=resolve_assign(assign),
+            agents,
+            priority=priority,
+            assign=assign,
+            aging=aging,
             backoff=backoff,
             failover_after=failover_after,
             seed=seed,
+            run_id=run_id,
+            on_event=on_event,
+            recorder=recorder,
+            resume=resume,
             budget=budget,
         )
         self.limits = dict(limits or {})
         self.placement = dict(placement or {})
         self.gpus = dict(gpus or {})
         self.context = RunContext(context) if context is not None else None
-        self.run_id = run_id or uuid.uuid4().hex[:12]
-        self.results: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
-        self.recorder = recorder
-        self.resume = resume
-        self._prior = list(resume.events) if resume is not None else []
-        if resume is not None:
-            self.results.update(resume.results)
-        self._on_event = on_event
-        self._seen = 0
-        self._recorded = 0
         self._actors: dict[str, _Actor] = {}  # scheduler agent name -> its live actor
         self._incarnations: dict[str, int] = {}  # base agent name -> replacements made
         self._flights: dict[tuple[str, int], _Flight] = {}
@@ -349,10 +333,7 @@ class RayRuntime:
                     if preparing is not None:
                         preparing.cancel()
         if self._on_event is not None:
-            events = self.scheduler.events
-            while self._seen < len(events):
-                self._on_event(events[self._seen], self.scheduler)
-                self._seen += 1
+            self._emit()
         if self.recorder is not None:
             self._record_events()
         sched = self.scheduler
@@ -527,41 +508,6 @@ class RayRuntime:
     def _tick(self, due: float) -> None:
         if not self._over:
             self._apply(self.scheduler.tick(max(self._now(), due)))
-
-    def _record_events(self) -> None:
-        assert self.recorder is not None
-        events = self.scheduler.events
-        new = events[self._recorded :]
-        if not new:
-            return
-        base = len(self._prior) + self._recorded
-        self._recorded = len(events)
-        for e in new:
-            if e.kind == "added":
-                self.recorder.tasks(
-                    [self.graph[t] for t in e.data["tasks"]], e.data.get("by")
-                )
-        self.recorder.events([(base + i, e) for i, e in enumerate(new)])
-
-    def _inputs(self, tid: str) -> dict[str, Any]:
-        return {p: self.results.get(p) for p in self.graph.predecessors(tid)}
-
-    def _result(self) -> RunResult:
-        sinks = [t for t in self.graph.sinks() if t in self.results]
-        answer: Any
-        if len(sinks) == 1:
-            answer = self.results[sinks[0]]
-        else:
-            answer = {t: self.results[t] for t in sinks} or None
-        errors = {t: e for t, e in self.errors.items() if t not in self.results}
-        events = (
-            self._prior + self.scheduler.events
-            if self._prior
-            else self.scheduler.events
-        )
-        return RunResult(
-            self.run_id, dict(self.results), errors, events, self.graph, answer
-        )
 
 
 def _cancel(ref: Any) -> None:

@@ -52,9 +52,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..adaptive.manager import AdaptiveConfig, AdaptiveManager, Replan, SetConcurrency
@@ -69,19 +68,17 @@ from ..core.errors import (
     SchedulingError,
     TaskTimeout,
 )
-from ..core.events import Cancel, Dispatch, Event, Expansion, Retry, TaskState
+from ..core.events import Cancel, Dispatch, Expansion, Retry, TaskState
 from ..core.graph import Task, TaskGraph
 from ..core.policies import AssignPolicy, Backoff, PriorityPolicy
-from ..core.policies.resolve import resolve_assign, resolve_priority
-from ..core.report import RunReport, build_report, usage_dict
-from ..core.scheduler import Scheduler
+from ..core.report import usage_dict
 from ..store.recorder import Recorder
 from ..store.serialize import inputs_hash
 from .limits import AdmissionControl, Limits
+from .run_state import EventHook, Resumption, RunResult, RunState
 
 __all__ = ["Resumption", "RunResult", "Runtime", "TaskContext", "arun", "run"]
 
-EventHook = Callable[[Event, Scheduler], None]
 #: Replacement tasks for a task that keeps failing, given its id and the running runtime.
 Replanner = Callable[[str, "Runtime"], Awaitable[Sequence[Task]]]
 
@@ -146,39 +143,6 @@ class TaskContext:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Resumption:
-    """What an earlier life of a run left: its finished tasks' results and its event log.
-    The resumed run restores those tasks as done (they never run again), continues the
-    log's clock, and reports over the whole log."""
-
-    results: Mapping[str, Any]  # in the order the tasks finished
-    events: Sequence[Event]
-    producers: Mapping[str, str] = field(default_factory=dict)  # task id -> the agent that made its result
-
-
-@dataclass(slots=True, repr=False)
-class RunResult:
-    """What a run produced.  The report is computed from the event log on first access."""
-
-    run_id: str
-    results: dict[str, Any]
-    errors: dict[str, str]
-    events: list[Event]
-    graph: TaskGraph
-    answer: Any = None
-    _report: RunReport | None = None
-
-    @property
-    def report(self) -> RunReport:
-        if self._report is None:
-            self._report = build_report(self.events, self.graph, run_id=self.run_id, answer=self.answer)
-        return self._report
-
-    def __repr__(self) -> str:  # short: asyncio formats a finished task's result with repr
-        return f"RunResult({self.run_id!r}, {len(self.results)}/{len(self.graph)} done)"
-
-
 _KINDS: dict[Any, tuple[bool, bool]] = {}
 
 
@@ -208,7 +172,7 @@ def build_prompt(task: Task, inputs: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-class Runtime:
+class Runtime(RunState):
     """One run of a graph on real agents.  ``await Runtime(...).run()``; while it runs,
     :meth:`cancel` stops one task (and what depends on it) or the whole run, and
     :meth:`add_tasks` grows the graph."""
@@ -234,35 +198,23 @@ class Runtime:
         adaptive: AdaptiveConfig | None = None,
         replanner: Replanner | None = None,
     ) -> None:
-        self.graph = graph
-        self.agents: dict[str, Agent] = {}
-        for a in agents:
-            if a.name in self.agents:
-                raise SchedulingError(f"duplicate agent name {a.name!r}")
-            self.agents[a.name] = a
-        self.scheduler = Scheduler(
+        super().__init__(
             graph,
-            self.agents.values(),
-            priority=resolve_priority(priority, aging),
-            assign=resolve_assign(assign),
+            agents,
+            priority=priority,
+            assign=assign,
+            aging=aging,
             backoff=backoff,
             failover_after=failover_after,
             seed=seed,
+            run_id=run_id,
+            on_event=on_event,
+            recorder=recorder,
+            resume=resume,
             budget=budget,
         )
         self.admission = limits if isinstance(limits, AdmissionControl) else AdmissionControl(limits)
         self.context = RunContext(context) if context is not None else None
-        self.run_id = run_id or uuid.uuid4().hex[:12]
-        self.results: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
-        self._on_event = on_event
-        self._seen = 0
-        self.recorder = recorder
-        self.resume = resume
-        self._prior = list(resume.events) if resume is not None else []
-        self._recorded = 0  # events of this life handed to the recorder
-        if resume is not None:
-            self.results.update(resume.results)
         self._children: dict[tuple[str, int], asyncio.Task[None]] = {}  # (task, attempt) -> child
         self.replanner = replanner
         self.adaptive: AdaptiveManager | None = None
@@ -395,28 +347,6 @@ class Runtime:
         self._apply(self.adaptive.tick(self._now(), self.scheduler))
         self._timers.append(self._loop.call_later(self.adaptive.config.period_s, self._adapt))
 
-    def _emit(self) -> None:
-        assert self._on_event is not None
-        events = self.scheduler.events
-        while self._seen < len(events):
-            self._on_event(events[self._seen], self.scheduler)
-            self._seen += 1
-
-    def _record_events(self) -> None:
-        """Hand the log's new events (and the definitions of tasks added at run time) to
-        the recorder; it writes them in its next batch, off the event loop."""
-        assert self.recorder is not None
-        events = self.scheduler.events
-        new = events[self._recorded :]
-        if not new:
-            return
-        base = len(self._prior) + self._recorded
-        self._recorded = len(events)
-        for e in new:
-            if e.kind == "added":
-                self.recorder.tasks([self.graph[t] for t in e.data["tasks"]], e.data.get("by"))
-        self.recorder.events([(base + i, e) for i, e in enumerate(new)])
-
     def _tick(self, due: float) -> None:
         # asyncio may run a timer up to one clock resolution early: never tick before ``due``.
         self._apply(self.scheduler.tick(max(self._now(), due)))
@@ -462,9 +392,6 @@ class Runtime:
                 self.results[tid] = result
                 self.errors.pop(tid, None)
         self._apply(decisions)
-
-    def _inputs(self, tid: str) -> dict[str, Any]:
-        return {p: self.results.get(p) for p in self.graph.predecessors(tid)}
 
     async def _perform(
         self, task: Task, agent: Agent, attempt: int
@@ -538,18 +465,6 @@ class Runtime:
         assembly = await self.context.prompt(task.prompt, inputs)
         self.scheduler.annotate("context", self._now(), task.id, agent.name, assembly.log_record())
         return assembly.text
-
-    def _result(self) -> RunResult:
-        sinks = [t for t in self.graph.sinks() if t in self.results]
-        answer: Any
-        if len(sinks) == 1:
-            answer = self.results[sinks[0]]
-        else:
-            answer = {t: self.results[t] for t in sinks} or None
-        errors = {t: e for t, e in self.errors.items() if t not in self.results}
-        events = self._prior + self.scheduler.events if self._prior else self.scheduler.events
-        return RunResult(self.run_id, dict(self.results), errors, events, self.graph, answer)
-
 
 class _NoBackend(BackendError):
     retryable = False
