@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import statistics
 import sys
@@ -68,7 +67,7 @@ from _common import (
 from paragents.adaptive import AdaptiveConfig, AimdConfig, EstimateConfig, HedgeConfig
 from paragents.core.agent_state import AgentSpec
 from paragents.core.graph import Task, TaskGraph
-from paragents.sim.engine import Arrival, SimResult, simulate
+from paragents.sim.engine import Arrival, SimResult, percentile, simulate
 from paragents.sim.latency import Endpoint, Faults, LatencyModel
 
 PERIOD_S = 0.25
@@ -81,11 +80,6 @@ RPM = 600.0
 def _truth(table: dict[str, float]) -> Any:
     """The simulator's ``duration`` hook: each task's true duration, whatever its estimate."""
     return lambda task, agent, attempt: table[task.id] / agent.speed
-
-
-def _p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(0.99 * len(ordered))) - 1]
 
 
 # ------------------------------------------------------------------ stragglers
@@ -108,7 +102,7 @@ def straggler_run(seed: int, hedge: bool, requests: int) -> dict[str, float]:
     timings = [tt for tt in run.report.timings.values() if tt.state == "done"]
     lat = [(tt.end or 0.0) - (tt.ready_at or 0.0) for tt in timings]
     return {
-        "p99_latency_s": _p99(lat),
+        "p99_latency_s": percentile(sorted(lat), 99),
         "mean_latency_s": statistics.fmean(lat),
         "makespan_s": run.makespan,
         "tasks": len(timings),

@@ -68,7 +68,7 @@ from _common import (
 from paragents.core.agent_state import AgentSpec
 from paragents.core.graph import TaskGraph
 from paragents.sim.baselines import EXECUTION_MODES
-from paragents.sim.engine import Arrival, simulate
+from paragents.sim.engine import Arrival, percentile, simulate
 from paragents.sim.latency import LatencyModel, ModelServer, ThroughputCurve
 from paragents.sim.workloads.requests import SHAPES, poisson_stream, travel_request
 
@@ -140,7 +140,7 @@ def stream(n_agents: int, mode: str, seed: int, count: int, rate: float) -> dict
         "utilization": busy / (SLOTS_PER_AGENT * n_agents * span),
         "gpu_utilization": sum(s.busy_s for s in run.servers.values()) / (n_agents * span),
         "mean_latency_s": statistics.fmean(latencies),
-        "p95_latency_s": latencies[max(0, round(0.95 * len(latencies)) - 1)],
+        "p95_latency_s": percentile(latencies, 95),
     }
 
 

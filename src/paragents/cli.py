@@ -52,11 +52,11 @@ from .durable import (
     Runner,
     RunSpec,
     aresume,
+    arun_goal_recorded,
     arun_recorded,
-    run_status,
     with_overrides,
 )
-from .goal import ANSWER_TASK, DEFAULT_TEAM, PLAN_TASK, arun_goal, planner_for
+from .goal import ANSWER_TASK, DEFAULT_TEAM, PLAN_TASK, GoalRun, arun_goal, planner_for
 from .planner import Plan
 from .render import (
     RunProgress,
@@ -73,7 +73,6 @@ from .runtime import driver
 from .sim.scenarios import build_scenario, describe, run_scenario
 from .sim.serverless import run_serverless
 from .store import RunStore, check_run, open_store, resumable
-from .store.recorder import Recorder
 from .telemetry.tracing import RunTracer, tracer_provider_from_env
 from .workflow import (
     BACKEND_OVERRIDES,
@@ -342,29 +341,25 @@ def _run_goal(
         "priority": priority or "critical_path",
         "assign": assign or "earliest_finish",
         "seed": seed or 0,
-        "run_id": run_id,
         "budget": Budget(**budget) if budget else None,
     }
-    if store is not None:
-        spec = RunSpec("goal", goal, agents=agents_file.read_text(encoding="utf-8") if agents_file else None,
-                       backend=backend, priority=priority, assign=assign, seed=seed, budget=budget)
-        store.create_run(run_id, "goal", spec.to_json())
-        options["recorder"] = Recorder(store, run_id)
+    spec = RunSpec("goal", goal, agents=agents_file.read_text(encoding="utf-8") if agents_file else None,
+                   backend=backend, priority=priority, assign=assign, seed=seed, budget=budget)
+
+    def go(hook: EventHook | None) -> GoalRun:
+        if store is None:
+            return asyncio.run(arun_goal(goal, team.agents, run_id=run_id, on_event=hook, **options))
+        recorded = arun_goal_recorded(goal, team.agents, spec, store, run_id=run_id, on_event=hook, **options)
+        return asyncio.run(recorded)
+
     try:
         if as_json:
-            run = asyncio.run(arun_goal(goal, team.agents, **options))
+            run = go(None)
         else:
             with RunProgress(Console(stderr=True), title="goal") as progress:
-                run = asyncio.run(arun_goal(goal, team.agents, on_event=progress.on_event, **options))
-    except BaseException:
-        if store is not None:
-            store.set_status(run_id, "interrupted")
-        raise
+                run = go(progress.on_event)
     finally:
         asyncio.run(_close(team))
-    if store is not None:
-        status, reason = run_status(run.result.report)
-        store.finish_run(run_id, status, run.result.report.to_dict(), reason)
     result, report = run.result, run.result.report
     answer = result.results.get(ANSWER_TASK)
     if as_json:

@@ -32,24 +32,30 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .agents import Agent
 from .core.budget import Budget
 from .core.errors import ParagentsError
-from .core.events import Event
-from .core.graph import TaskGraph
 from .core.report import RunReport
-from .core.scheduler import Scheduler
-from .goal import DEFAULT_TEAM, arun_goal
+from .goal import DEFAULT_TEAM, GoalRun, arun_goal
 from .runtime.driver import Resumption, RunResult, arun
+from .runtime.run_state import EventHook, regrow
 from .store import RunStore, StoredRun
 from .store.recorder import Recorder
 from .workflow import Workflow, load_agents, load_workflow
 
-__all__ = ["RunSpec", "aresume", "arun_recorded", "run_status", "with_overrides", "workflow_of"]
+__all__ = [
+    "RunSpec",
+    "aresume",
+    "arun_goal_recorded",
+    "arun_recorded",
+    "run_status",
+    "with_overrides",
+    "workflow_of",
+]
 
-EventHook = Callable[[Event, Scheduler], None]
+T = TypeVar("T")
 #: What runs a graph: ``runtime.driver.arun`` (the default) or ``distributed.arun`` (Ray).
 Runner = Callable[..., Awaitable[RunResult]]
 
@@ -110,16 +116,37 @@ def run_status(report: RunReport) -> tuple[str, str | None]:
     return ("done" if tasks.get("done", 0) == tasks.get("total", 0) else "failed"), None
 
 
-async def _run_and_finish(store: RunStore, run_id: str, go: Callable[[Recorder], Any]) -> RunResult:
+async def _run_and_finish(
+    store: RunStore,
+    run_id: str,
+    go: Callable[[Recorder], Awaitable[T]],
+    result_of: Callable[[T], RunResult] = lambda r: r,  # type: ignore[assignment,return-value]
+) -> T:
+    """Run ``go`` with a recorder; mark the run interrupted if it raises, else finished
+    with its status and report."""
     recorder = Recorder(store, run_id)
     try:
-        result: RunResult = await go(recorder)
+        outcome = await go(recorder)
     except BaseException:
         store.set_status(run_id, "interrupted")
         raise
-    status, reason = run_status(result.report)
-    store.finish_run(run_id, status, result.report.to_dict(), reason)
-    return result
+    report = result_of(outcome).report
+    status, reason = run_status(report)
+    store.finish_run(run_id, status, report.to_dict(), reason)
+    return outcome
+
+
+async def arun_goal_recorded(
+    goal: str, agents: Sequence[Agent], spec: RunSpec, store: RunStore, *, run_id: str, **options: Any
+) -> GoalRun:
+    """Plan and run ``goal`` (see :func:`~paragents.goal.arun_goal`), recording it in ``store``."""
+    store.create_run(run_id, "goal", spec.to_json())
+    return await _run_and_finish(
+        store,
+        run_id,
+        lambda recorder: arun_goal(goal, agents, run_id=run_id, recorder=recorder, **options),
+        lambda run: run.result,
+    )
 
 
 async def arun_recorded(
@@ -143,19 +170,6 @@ async def arun_recorded(
         )
 
     return await _run_and_finish(store, run_id, go)
-
-
-def _grown_graph(workflow: Workflow, stored: StoredRun) -> TaskGraph:
-    """The workflow's graph plus the tasks the earlier life added, in the order it did."""
-    graph = workflow.graph
-    definitions = {rec.task.id: rec.task for rec in stored.tasks}
-    for e in stored.events:
-        if e.kind != "added" or not e.data:
-            continue
-        tasks = [definitions[t] for t in e.data["tasks"] if t not in graph]
-        edges = [(u, v) for u, v in e.data.get("edges", ()) if u in graph or u in definitions]
-        graph.add(tasks, edges)
-    return graph
 
 
 def _resumption(stored: StoredRun, ids: Collection[str] | None = None) -> Resumption:
@@ -185,7 +199,8 @@ async def aresume(
     if spec.kind != "workflow":
         raise ResumeError(f"run {run_id!r} is of an unknown kind {spec.kind!r}")
     workflow = workflow_of(spec)
-    graph = _grown_graph(workflow, stored)
+    graph = workflow.graph
+    regrow(graph, stored.events, {rec.task.id: rec.task for rec in stored.tasks})
     resume = _resumption(stored, set(graph.ids))
     store.set_status(run_id, "running")
 

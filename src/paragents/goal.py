@@ -50,6 +50,7 @@ from .core.scheduler import Scheduler
 from .planner import Plan, PlannedTask, Planner
 from .runtime.driver import Resumption, RunResult, Runtime, TaskContext
 from .runtime.limits import Limits
+from .runtime.run_state import regrow
 from .store.recorder import Recorder
 
 __all__ = ["ANSWER_TASK", "DEFAULT_TEAM", "PLAN_TASK", "GoalRun", "arun_goal", "planner_for"]
@@ -205,7 +206,7 @@ async def arun_goal(
         ]
     )
     if resume is not None:  # the tasks the earlier life planned, with their actions again
-        _replay_growth(graph, resume, definitions or {}, lambda t: _reattach(t, expand_depth, planner, to_task, do_or_replan))
+        regrow(graph, resume.events, definitions or {}, lambda t: _reattach(t, expand_depth, planner, to_task, do_or_replan))
     runtime = Runtime(
         graph,
         agents,
@@ -225,20 +226,6 @@ async def arun_goal(
     )
     result = await runtime.run()
     return GoalRun(goal, result, plans[0] if plans else None, planner)
-
-
-def _replay_growth(
-    graph: TaskGraph, resume: Resumption, definitions: Mapping[str, Task], attach: Callable[[Task], Task]
-) -> None:
-    """Add the tasks an earlier life of the run added (planned tasks, expansions), in the
-    order it added them, each with its action attached again (actions are not stored)."""
-    for e in resume.events:
-        if e.kind != "added" or not e.data:
-            continue
-        tasks = [attach(definitions[t]) for t in e.data["tasks"] if t not in graph and t in definitions]
-        known = {t.id for t in tasks} | set(graph.ids)
-        edges = [(u, v) for u, v in e.data.get("edges", ()) if u in known and v in known]
-        graph.add(tasks, edges)
 
 
 def _reattach(

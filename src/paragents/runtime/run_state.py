@@ -26,14 +26,14 @@ from ..agents import Agent
 from ..core.budget import Budget
 from ..core.errors import SchedulingError
 from ..core.events import Event
-from ..core.graph import TaskGraph
+from ..core.graph import Task, TaskGraph
 from ..core.policies import AssignPolicy, Backoff, PriorityPolicy
 from ..core.policies.resolve import resolve_assign, resolve_priority
 from ..core.report import RunReport, build_report
 from ..core.scheduler import Scheduler
 from ..store.recorder import Recorder
 
-__all__ = ["EventHook", "Resumption", "RunResult", "RunState"]
+__all__ = ["EventHook", "Resumption", "RunResult", "RunState", "regrow"]
 
 EventHook = Callable[[Event, Scheduler], None]
 
@@ -47,6 +47,26 @@ class Resumption:
     results: Mapping[str, Any]  # in the order the tasks finished
     events: Sequence[Event]
     producers: Mapping[str, str] = field(default_factory=dict)  # task id -> the agent that made its result
+
+
+def regrow(
+    graph: TaskGraph,
+    events: Iterable[Event],
+    definitions: Mapping[str, Task],
+    attach: Callable[[Task], Task] | None = None,
+) -> None:
+    """Add to ``graph`` the tasks an earlier life of its run added (expansions, planned
+    tasks), in the order its ``added`` events say, from their stored ``definitions``;
+    ``attach`` gives each its action again (actions are not stored)."""
+    for e in events:
+        if e.kind != "added" or not e.data:
+            continue
+        tasks = [definitions[t] for t in e.data["tasks"] if t not in graph and t in definitions]
+        if attach is not None:
+            tasks = [attach(t) for t in tasks]
+        new = {t.id for t in tasks}
+        edges = [(u, v) for u, v in e.data.get("edges", ()) if (u in graph or u in new) and (v in graph or v in new)]
+        graph.add(tasks, edges)
 
 
 @dataclass(slots=True, repr=False)

@@ -173,9 +173,9 @@ def request_summary(requests: Sequence[RequestOutcome], horizon: float) -> dict[
             "count": len(rs),
             "completed": len(lat),
             "mean_latency_s": sum(lat) / len(lat) if lat else math.nan,
-            "p50_latency_s": _percentile(lat, 50),
-            "p95_latency_s": _percentile(lat, 95),
-            "p99_latency_s": _percentile(lat, 99),
+            "p50_latency_s": percentile(lat, 50),
+            "p95_latency_s": percentile(lat, 95),
+            "p99_latency_s": percentile(lat, 99),
         }
 
     out: dict[str, Any] = stats(requests)
@@ -186,7 +186,7 @@ def request_summary(requests: Sequence[RequestOutcome], horizon: float) -> dict[
     return out
 
 
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
+def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list (NaN when empty)."""
     if not sorted_values:
         return math.nan

@@ -63,6 +63,16 @@ from ..core.errors import ParagentsError
 __all__ = ["Draw", "Endpoint", "Faults", "LatencyModel", "ModelServer", "Network", "ThroughputCurve"]
 
 
+def lognormal(rng: random.Random, mean: float, cv: float) -> float:
+    """A lognormal draw with this ``mean`` and coefficient of variation ``cv`` (``mean``
+    itself, drawing nothing, when either is not positive): the one noise shape the
+    simulator and its workloads use."""
+    if cv <= 0 or mean <= 0:
+        return mean
+    sigma2 = math.log1p(cv * cv)
+    return mean * rng.lognormvariate(-sigma2 / 2, math.sqrt(sigma2))
+
+
 class LatencyModelError(ParagentsError, ValueError):
     """A latency model's parameters are out of range."""
 
@@ -238,10 +248,7 @@ class LatencyModel:
         f = self.faults
         if self.jitter_cv == 0 and f.straggler_p == 0 and f.failure_p == 0:
             return _NO_DRAW
-        scale = 1.0
-        if self.jitter_cv > 0:
-            sigma2 = math.log1p(self.jitter_cv**2)
-            scale = rng.lognormvariate(-sigma2 / 2, math.sqrt(sigma2))
+        scale = lognormal(rng, 1.0, self.jitter_cv)
         straggler = f.straggler_p > 0 and rng.random() < f.straggler_p
         if straggler:
             scale *= f.straggler_factor

@@ -20,12 +20,12 @@ Ids are ``L<layer>_<index>``; ``meta["layer"]`` keeps the layer.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ...core.graph import Task, TaskGraph
+from ..latency import lognormal
 
 __all__ = ["DurationDist", "LogNormal", "Uniform", "layered_dag"]
 
@@ -42,8 +42,7 @@ class LogNormal:
             raise ValueError(f"LogNormal needs mean > 0 and cv >= 0, got mean={self.mean}, cv={self.cv}")
 
     def draw(self, rng: random.Random) -> float:
-        sigma2 = math.log1p(self.cv * self.cv)
-        return rng.lognormvariate(math.log(self.mean) - sigma2 / 2, math.sqrt(sigma2))
+        return lognormal(rng, self.mean, self.cv)
 
 
 @dataclass(frozen=True, slots=True)

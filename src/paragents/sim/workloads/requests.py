@@ -30,13 +30,13 @@ at ``rate`` requests/s, the shape of each drawn from ``mix``; everything from on
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping, Sequence
 
 from ...core.errors import ParagentsError
 from ...core.graph import Task, TaskGraph
 from ..engine import Arrival
+from ..latency import lognormal
 
 __all__ = ["ESTIMATE_TOKENS_PER_S", "SHAPES", "poisson_stream", "travel_graph", "travel_request"]
 
@@ -95,19 +95,12 @@ def _template(shape: str) -> _Template:
         raise WorkloadError(f"unknown request shape {shape!r} (choose from {', '.join(SHAPES)})") from None
 
 
-def _lognormal(rng: random.Random, mean: float, cv: float) -> float:
-    if cv <= 0 or mean <= 0:
-        return mean
-    sigma2 = math.log1p(cv * cv)
-    return mean * rng.lognormvariate(-sigma2 / 2, math.sqrt(sigma2))
-
-
 def travel_request(shape: str, name: str, rng: random.Random, *, spread: float = 0.3) -> tuple[Task, ...]:
     """One request's subtasks, ids prefixed with ``name/``."""
     tasks = []
     for sub, skill, tokens, tool, inputs in _template(shape):
-        n = max(1.0, round(_lognormal(rng, tokens, spread)))
-        t = _lognormal(rng, tool, spread)
+        n = max(1.0, round(lognormal(rng, tokens, spread)))
+        t = lognormal(rng, tool, spread)
         tasks.append(
             Task(
                 f"{name}/{sub}",
