@@ -10,6 +10,7 @@ endpoint that is down or rate limited, a budget that ran out.  This module is pu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 
 class ParagentsError(Exception):
@@ -73,3 +74,25 @@ class RateLimited(BackendError):
     def __init__(self, message: str, *, retry_after: float | None = None, endpoint: str = "") -> None:
         self.retry_after = retry_after
         super().__init__(message, endpoint=endpoint)
+
+
+class NoBackend(BackendError):
+    """A task needs a model and its agent has none: trying again cannot help."""
+
+    retryable = False
+
+
+class Failure(NamedTuple):
+    """How a driver reports an exception an attempt raised: the message (a paragents
+    error's own words, else the exception's type and text), whether it may be retried,
+    and the Retry-After the endpoint asked for."""
+
+    message: str
+    retryable: bool
+    retry_after: float | None
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Failure:
+        message = str(exc) if isinstance(exc, ParagentsError) else f"{type(exc).__name__}: {exc}"
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        return cls(message, bool(getattr(exc, "retryable", True)), retry_after)

@@ -51,7 +51,12 @@ import ray
 from ..agents import Agent
 from ..backends.base import Backend, Request
 from ..backends.local import LocalBackend
-from ..core.errors import BackendError, ParagentsError, RateLimited, TaskTimeout
+from ..core.errors import (
+    Failure,
+    NoBackend,
+    ParagentsError,
+    TaskTimeout,
+)
 from ..core.events import Expansion
 from ..core.graph import Task
 from ..core.report import usage_dict
@@ -144,10 +149,6 @@ def portable(agent: Agent) -> tuple[Agent, _LocalRecipe | None]:
     return replace(agent, backend=None), recipe
 
 
-class _NoBackend(BackendError):
-    retryable = False
-
-
 async def perform(
     task: Task,
     agent: Agent,
@@ -167,13 +168,7 @@ async def perform(
             task, agent, attempt, inputs, producers, agents, gate, prompt
         )
     except Exception as exc:  # noqa: BLE001 -- every failure becomes a Failed outcome
-        message = (
-            str(exc)
-            if isinstance(exc, ParagentsError)
-            else f"{type(exc).__name__}: {exc}"
-        )
-        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
-        return Failed(message, bool(getattr(exc, "retryable", True)), retry_after)
+        return Failed(*Failure.of(exc))
     done.usage["node"] = node
     return done
 
@@ -237,7 +232,7 @@ async def _within_timeout(task: Task, aw: Any) -> Any:
 async def _complete(task: Task, agent: Agent, prompt: str, gate: GateClient) -> Done:
     backend: Backend | None = agent.backend
     if backend is None:
-        raise _NoBackend(
+        raise NoBackend(
             f"task {task.id!r} has no action and agent {agent.name!r} has no backend"
         )
     request = Request(

@@ -62,9 +62,9 @@ from ..backends.base import Backend, Completion, Request
 from ..context.runtime_context import ContextConfig, RunContext
 from ..core.budget import Budget
 from ..core.errors import (
-    BackendError,
+    Failure,
+    NoBackend,
     ParagentsError,
-    RateLimited,
     SchedulingError,
     TaskTimeout,
 )
@@ -121,7 +121,7 @@ class TaskContext:
         its endpoint's admission control; the tokens count towards this task's usage."""
         backend = backend if backend is not None else self.agent.backend
         if backend is None:
-            raise _NoBackend(f"task {self.task.id!r}: agent {self.agent.name!r} has no backend to call")
+            raise NoBackend(f"task {self.task.id!r}: agent {self.agent.name!r} has no backend to call")
         completion = await self.admission.admitted(backend).complete(request)
         self.prompt_tokens += completion.prompt_tokens
         self.completion_tokens += completion.completion_tokens
@@ -361,11 +361,7 @@ class Runtime(RunState):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure becomes a report to the scheduler
-            retryable = getattr(exc, "retryable", True)
-            retry_after = None
-            if isinstance(exc, RateLimited):
-                retry_after = exc.retry_after
-            message = str(exc) if isinstance(exc, ParagentsError) else f"{type(exc).__name__}: {exc}"
+            message, retryable, retry_after = Failure.of(exc)
             if self._children.get((tid, attempt)) is asyncio.current_task():
                 del self._children[tid, attempt]
             self.errors[tid] = message
@@ -436,7 +432,7 @@ class Runtime(RunState):
     ) -> tuple[Any, Mapping[str, Any] | None, Expansion | None]:
         backend = agent.backend
         if backend is None:
-            raise _NoBackend(f"task {task.id!r} has no action and agent {agent.name!r} has no backend")
+            raise NoBackend(f"task {task.id!r} has no action and agent {agent.name!r} has no backend")
         request = Request(
             prompt=await self._prompt(task, agent, 0, inputs),
             system=agent.system_prompt,
@@ -465,10 +461,6 @@ class Runtime(RunState):
         assembly = await self.context.prompt(task.prompt, inputs)
         self.scheduler.annotate("context", self._now(), task.id, agent.name, assembly.log_record())
         return assembly.text
-
-class _NoBackend(BackendError):
-    retryable = False
-
 
 async def arun(graph: TaskGraph, agents: Iterable[Agent], **options: Any) -> RunResult:
     """Run ``graph`` on ``agents`` and return results, errors, the event log and the report.
