@@ -27,6 +27,21 @@ those means:
 ``throughput_ratio``   ``throughput(adaptive) / throughput(static)``               (goal >= 0.98)
 ``p99_ratio``          ``p99(adaptive) / p99(queue_aware)``                        (goal < 1)
 
+Ceiling
+-------
+How much any allocator could cut, per load, on the very same requests
+(:meth:`ServerlessSim.traces`): an idealised GPU (:func:`ideal_latencies`) that serves
+continuously (no windows, no share lost when a queue empties mid-window) with preemptive
+c-mu priority: the whole GPU goes to the agent with the fastest service rate that has
+work.  Requests are exponential (``service_cv`` 1), and for exponential work the c-mu
+rule minimises the mean number of requests in the system, so by Little's law the mean
+latency, among policies that do not know a request's work before it ends (no allocator
+does: it sees queue lengths and rates).  ``ideal_c_mu`` is that ceiling;
+``ideal_c_mu_with_minimums`` is the same server when every agent with work keeps its
+guaranteed minimum (as every allocator here but round robin must) and only the rest goes
+by c-mu: the best surplus rule we know under the guarantees, not a proven bound.  The
+goal table prints ``1 - ideal / round_robin`` for both next to the adaptive allocator's.
+
 Results go to ``benchmarks/results/gpu_allocation.json`` and ``gpu_allocation.png``;
 ``--quick`` (1 seed, 2 s, loads 0.5 and 0.9: a smoke test) writes no file.
 
@@ -39,12 +54,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -58,9 +77,15 @@ from _common import (
     write_json,
 )
 
-from paragents.sim.serverless import ServerlessConfig, run_serverless
+from paragents.sim.serverless import (
+    ServerlessAgent,
+    ServerlessConfig,
+    ServerlessSim,
+    run_serverless,
+)
 
 ALLOCATORS = ("static", "round_robin", "adaptive", "auction", "lp", "queue_aware", "rl")
+IDEALS = {"ideal_c_mu": False, "ideal_c_mu_with_minimums": True}  # name -> keeps minimums
 GOALS = {
     "rr_mean_reduction_min": 0.85,
     "throughput_ratio_min": 0.98,
@@ -97,13 +122,87 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
     return out
 
 
-def ratios(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The three goal ratios for one load, with whether each goal is met."""
+def ideal_latencies(
+    agents: Sequence[ServerlessAgent],
+    traces: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    minimums: bool,
+) -> list[float]:
+    """Latency of every request on the idealised GPU of "Ceiling" (in completion order).
+
+    Continuous time, capacity 1, each agent's queue FIFO.  Without ``minimums`` the
+    whole GPU serves the agent with the highest ``full_rate`` that has work (ties: the
+    earlier agent); with them every agent with work gets its ``min_share`` (scaled down
+    in proportion if those of the agents with work sum to more than 1) and that agent
+    gets what is left.  A request of work ``w`` at share ``s`` takes ``w / s`` seconds.
+    """
+    order = sorted(range(len(agents)), key=lambda k: -agents[k].full_rate)
+    arrivals = sorted(
+        (t, k, j) for k, a in enumerate(agents) for j, t in enumerate(traces[a.name][0])
+    )
+    queues: list[deque[list[float]]] = [deque() for _ in agents]  # [arrival, work left]
+    latencies: list[float] = []
+    now, i = 0.0, 0
+    while i < len(arrivals) or any(queues):
+        busy = [k for k in order if queues[k]]
+        shares = dict.fromkeys(busy, 0.0)
+        if busy and minimums:
+            floor = math.fsum(agents[k].min_share for k in busy)
+            scale = 1.0 / floor if floor > 1.0 else 1.0
+            shares = {k: agents[k].min_share * scale for k in busy}
+        if busy:
+            shares[busy[0]] += max(0.0, 1.0 - math.fsum(shares.values()))
+        serving = [k for k in busy if shares[k] > 0]
+        nxt = arrivals[i][0] if i < len(arrivals) else math.inf
+        if serving:
+            first = min(serving, key=lambda k: max(0.0, queues[k][0][1]) / shares[k])
+            step = max(0.0, queues[first][0][1]) / shares[first]
+            if now + step <= nxt:  # a completion comes first
+                for k in serving:
+                    queues[k][0][1] -= shares[k] * step
+                now += step
+                arrival, _ = queues[first].popleft()
+                latencies.append(now - arrival)
+                continue
+            for k in serving:
+                queues[k][0][1] -= shares[k] * (nxt - now)
+        now = nxt
+        while i < len(arrivals) and arrivals[i][0] <= now:
+            t, k, j = arrivals[i]
+            queues[k].append([t, traces[agents[k].name][1][j]])
+            i += 1
+    return latencies
+
+
+def ideal_cells(load: float, seeds: int, duration: float) -> dict[str, dict[str, float]]:
+    """Mean over seeds of each ideal server's mean and p99 latency (as for the cells)."""
+    config = ServerlessConfig()
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in IDEALS}
+    for seed in range(seeds):
+        traces = ServerlessSim(config, load=load, seed=seed, duration_s=duration).traces()
+        for name, minimums in IDEALS.items():
+            lat = np.array(ideal_latencies(config.agents, traces, minimums=minimums))
+            if lat.size:
+                runs[name].append((float(lat.mean()), float(np.percentile(lat, 99))))
+    return {
+        name: {
+            "mean_s": statistics.fmean(m for m, _ in pairs) if pairs else math.nan,
+            "p99_s": statistics.fmean(p for _, p in pairs) if pairs else math.nan,
+        }
+        for name, pairs in runs.items()
+    }
+
+
+def ratios(
+    cells: dict[str, dict[str, Any]], ideal: dict[str, dict[str, float]] | None = None
+) -> dict[str, Any]:
+    """The three goal ratios for one load, with whether each goal is met, and the
+    ceilings (``1 - ideal / round_robin``) where ``ideal`` is given."""
     ad, rr, st, qa = (cells[n] for n in ("adaptive", "round_robin", "static", "queue_aware"))
     reduction = 1.0 - ad["mean_s"] / rr["mean_s"]
     throughput = ad["throughput_rps"] / st["throughput_rps"]
     p99 = ad["p99_s"] / qa["p99_s"]
-    return {
+    out = {
         "rr_mean_reduction": reduction,
         "rr_mean_reduction_met": reduction >= GOALS["rr_mean_reduction_min"],
         "throughput_ratio": throughput,
@@ -111,6 +210,9 @@ def ratios(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "p99_ratio": p99,
         "p99_ratio_met": p99 < GOALS["p99_ratio_max"],
     }
+    for name, cell in (ideal or {}).items():
+        out[f"rr_mean_reduction_{name}"] = 1.0 - cell["mean_s"] / rr["mean_s"]
+    return out
 
 
 def measure(loads: Sequence[float], seeds: int, duration: float) -> list[dict[str, Any]]:
@@ -126,7 +228,16 @@ def measure(loads: Sequence[float], seeds: int, duration: float) -> list[dict[st
             ]
             cells[name] = summarise(runs[name])
             progress(f"load {load:g} {name}: {time.perf_counter() - started:.1f} s")
-        results.append({"load": load, "allocators": cells, "ratios": ratios(cells), "runs": runs})
+        ideal = ideal_cells(load, seeds, duration)
+        results.append(
+            {
+                "load": load,
+                "allocators": cells,
+                "ideal": ideal,
+                "ratios": ratios(cells, ideal),
+                "runs": runs,
+            }
+        )
     return results
 
 
@@ -183,6 +294,8 @@ def print_tables(doc: dict[str, Any]) -> None:
                 mark(f"{r['rr_mean_reduction']:.1%}", r["rr_mean_reduction_met"]),
                 mark(f"{r['throughput_ratio']:.3f}", r["throughput_ratio_met"]),
                 mark(f"{r['p99_ratio']:.3f}", r["p99_ratio_met"]),
+                f"{r['rr_mean_reduction_ideal_c_mu']:.1%}",
+                f"{r['rr_mean_reduction_ideal_c_mu_with_minimums']:.1%}",
             ]
         )
     print_table(
@@ -192,8 +305,13 @@ def print_tables(doc: dict[str, Any]) -> None:
             "mean latency cut vs round robin (≥ 85%)",
             "throughput / static (≥ 0.98)",
             "p99 / queue_aware (< 1)",
+            "ceiling: ideal c-mu cut",
+            "ideal c-mu with minimums cut",
         ],
         goal_rows,
+        caption="ceiling: the same requests on an idealised GPU (continuous, preemptive c-mu "
+        "priority), the best mean any allocator that does not know request sizes can reach; "
+        "with minimums: every agent with work keeps its minimum, the rest goes by c-mu",
     )
 
 
@@ -212,6 +330,10 @@ def plot(doc: dict[str, Any]) -> Path:
             xs = [j + (i - (len(ALLOCATORS) - 1) / 2) * width for j in range(len(loads))]
             ys = [(r["allocators"][name][key] or 0.0) * scale for r in doc["results"]]
             ax.bar(xs, ys, width, label=name)
+        if key in ("mean_s", "p99_s"):
+            for name, style in zip(IDEALS, ("k_", "kx"), strict=True):
+                ys = [r["ideal"][name][key] * scale for r in doc["results"]]
+                ax.plot(range(len(loads)), ys, style, markersize=14, label=name)
         ax.set_xticks(range(len(loads)), [f"load {x:g}" for x in loads])
         ax.set_ylabel(label)
         if log:

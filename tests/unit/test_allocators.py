@@ -29,6 +29,7 @@ ALL = [
     StaticEqual(),
     RoundRobin(),
     Adaptive(),
+    Adaptive(service_aware=False),
     Auction(),
     Auction(mode="highest_bid", rounds=37),
     LinearProgram(),
@@ -159,6 +160,75 @@ def test_adaptive_gives_more_to_higher_priority_at_equal_load(demands, min_share
 def test_adaptive_uses_the_whole_capacity():
     demands = [AgentDemand(f"a{i}", 0.1, 1 + i % 3, float(i), i) for i in range(5)]
     assert sum(Adaptive().allocate(demands, 4.0, 0).values()) == pytest.approx(4.0)
+
+
+def test_adaptive_gives_the_surplus_to_the_faster_agent_at_equal_demand():
+    # Same demand d = 10 * 0.1 + 2 = 3 and queue; one finishes 100 requests/s per unit of
+    # capacity, the other 25: the surplus 0.8 goes 4 : 1.
+    demands = [
+        AgentDemand("fast", 0.1, 1, rate=10.0, backlog=2, service_rate=100.0),
+        AgentDemand("slow", 0.1, 1, rate=10.0, backlog=2, service_rate=25.0),
+    ]
+    shares = Adaptive().allocate(demands, 1.0, 0)
+    assert shares == pytest.approx({"fast": 0.1 + 0.8 * 4 / 5, "slow": 0.1 + 0.8 / 5})
+    plain = Adaptive(service_aware=False).allocate(demands, 1.0, 0)
+    assert plain == pytest.approx({"fast": 0.5, "slow": 0.5})
+
+
+def test_adaptive_weighs_a_long_queue_by_its_length_as_well_as_its_demand():
+    # No arrivals, demand = backlog: w = backlog * (1 + backlog) = 1 * 2 and 4 * 5.
+    demands = [
+        AgentDemand("short", 0.2, 1, rate=0.0, backlog=1),
+        AgentDemand("long", 0.2, 1, rate=0.0, backlog=4),
+    ]
+    shares = Adaptive().allocate(demands, 1.0, 0)
+    assert shares == pytest.approx({"short": 0.2 + 0.6 * 2 / 22, "long": 0.2 + 0.6 * 20 / 22})
+    plain = Adaptive(service_aware=False).allocate(demands, 1.0, 0)
+    assert plain == pytest.approx({"short": 0.2 + 0.6 / 5, "long": 0.2 + 0.6 * 4 / 5})
+
+
+def test_adaptive_on_the_serverless_agents_with_one_of_them_idle():
+    # The scenario's agents as the simulator shows them: nlp has no work, so it claims no
+    # minimum and its 0.3 is the surplus.  d = (rate * min + backlog) / priority:
+    # coordinator (10 * 0.1 + 3) / 1 = 4, vision (20 * 0.25 + 3) / 2 = 4, reasoning
+    # (10 * 0.35 + 3) / 1 = 6.5; times (1 + backlog) = 4 each, times the service rate:
+    # 4 * 100 = 400, 4 * 60 = 240, 6.5 * 30 = 195 (of 835).
+    demands = [
+        AgentDemand("coordinator", 0.10, 1, rate=10.0, backlog=3, service_rate=100.0),
+        AgentDemand("nlp", 0.0, 2, rate=0.0, backlog=0, service_rate=50.0),
+        AgentDemand("vision", 0.25, 2, rate=20.0, backlog=3, service_rate=60.0),
+        AgentDemand("reasoning", 0.35, 1, rate=10.0, backlog=3, service_rate=30.0),
+    ]
+    adaptive = Adaptive()
+    assert adaptive.weights(demands) == pytest.approx([4.0, 0.0, 4.0, 6.5])
+    shares = adaptive.allocate(demands, 1.0, 0)
+    assert shares == pytest.approx(
+        {
+            "coordinator": 0.10 + 0.3 * 400 / 835,
+            "nlp": 0.0,
+            "vision": 0.25 + 0.3 * 240 / 835,
+            "reasoning": 0.35 + 0.3 * 195 / 835,
+        }
+    )
+
+
+def test_adaptive_weights_stay_the_plain_demand_whatever_the_surplus_rule():
+    # The RL allocator's "adaptive" action and its shipped policy rely on weights() = d_i.
+    demands = [AgentDemand("a", 0.2, 2, rate=5.0, backlog=3, service_rate=40.0)]
+    for adaptive in (Adaptive(), Adaptive(service_aware=False)):
+        assert adaptive.weights(demands) == pytest.approx([(5.0 * 0.2 + 3) / 2])
+    assert Adaptive(service_aware=False).surplus_weights(demands) == Adaptive().weights(demands)
+
+
+def test_adaptive_surplus_weights_do_not_overflow_on_huge_rates_and_queues():
+    demands = [
+        AgentDemand("a", 0.1, 1, rate=1e300, backlog=10**300, service_rate=1e300),
+        AgentDemand("b", 0.1, 1, rate=1e300, backlog=10**300, service_rate=1e299),
+    ]
+    weights = Adaptive().surplus_weights(demands)
+    assert all(math.isfinite(w) for w in weights)
+    shares = Adaptive().allocate(demands, 1.0, 0)
+    assert shares == pytest.approx({"a": 0.1 + 0.8 * 10 / 11, "b": 0.1 + 0.8 / 11})
 
 
 @given(demands=demand_sets(), capacity=st.floats(0.1, 100.0), window=windows)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from paragents.sim.serverless import ServerlessAgent
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_allocation.py"
 
 
@@ -46,4 +48,31 @@ def test_quick_json_run_prints_one_document_with_every_allocator_and_ratio(bench
                 "cold_starts",
             } <= set(cell)
         assert {"rr_mean_reduction", "throughput_ratio", "p99_ratio"} <= set(res["ratios"])
+        assert set(res["ideal"]) == set(bench.IDEALS)
+        for name, cell in res["ideal"].items():
+            assert cell["mean_s"] > 0 and cell["p99_s"] > 0
+            assert f"rr_mean_reduction_{name}" in res["ratios"]
     assert {p: p.stat().st_mtime_ns for p in results.glob("gpu_allocation.*")} == before
+
+
+# A slow agent (10 requests/s on the whole GPU) with one request of 0.1 GPU-seconds at
+# t = 0, a fast one (100/s) with one of 0.01 at t = 0.01.  Each has a minimum of 0.5.
+AGENTS = (
+    ServerlessAgent("fast", 0.5, 1, 100.0, 0.0),
+    ServerlessAgent("slow", 0.5, 1, 10.0, 0.0),
+)
+TRACES = {"fast": ((0.01,), (0.01,)), "slow": ((0.0,), (0.1,))}
+
+
+def test_the_ideal_server_preempts_for_the_faster_agent(bench):
+    # Slow alone until 0.01 (0.09 left); fast takes the whole GPU until 0.02; slow ends
+    # at 0.11.
+    latencies = bench.ideal_latencies(AGENTS, TRACES, minimums=False)
+    assert latencies == pytest.approx([0.01, 0.11])
+
+
+def test_the_ideal_server_with_minimums_shares_while_both_have_work(bench):
+    # Slow alone at the whole GPU until 0.01 (0.09 left); then 0.5 each: fast ends at
+    # 0.03 (latency 0.02), slow has 0.08 left and ends alone at 0.11.
+    latencies = bench.ideal_latencies(AGENTS, TRACES, minimums=True)
+    assert latencies == pytest.approx([0.02, 0.11])

@@ -64,6 +64,20 @@ def test_different_seeds_give_different_runs():
     assert a.overall.arrived != b.overall.arrived or a.overall.mean_s != b.overall.mean_s
 
 
+def test_traces_are_the_requests_a_run_serves():
+    sim = ServerlessSim(load=0.8, seed=2, duration_s=2.0)
+    traces = sim.traces()
+    assert list(traces) == [a.name for a in sim.config.agents]
+    assert traces == ServerlessSim(load=0.8, seed=2, duration_s=2.0).traces()
+    for arrivals, work in traces.values():
+        assert len(arrivals) == len(work)
+        assert list(arrivals) == sorted(arrivals)
+        assert all(0 <= t < 2.0 for t in arrivals) and all(w > 0 for w in work)
+    result = run_serverless("adaptive", load=0.8, seed=2, duration_s=2.0)
+    for agent in result.agents:
+        assert agent.arrived == len(traces[agent.name][0])
+
+
 def test_every_allocator_meets_the_same_requests_for_a_seed():
     arrived = {
         run_serverless(n, seed=2, duration_s=2.0).overall.arrived for n in ("static", "adaptive")

@@ -37,13 +37,23 @@ The allocators:
     the whole capacity, the others zero.  Callers must pass agents in a stable order.
     Idle agents are not skipped (that keeps the long-run average exact).
 ``adaptive`` (:class:`Adaptive`)
-    Demand-proportional, O(N): three passes over the agents, no sorting.  Demand is
-    ``d_i = rate_i * min_share_i / priority_level_i + backlog_weight * backlog_i /
-    priority_level_i``: the minimum share doubles as the agent's weight, a lower priority
-    level (1 = high) weighs more, and a queue pulls capacity towards it (``backlog_weight``
-    defaults to 1/s: a queue counts as the rate that drains it in one second).  Each agent gets
-    its minimum, and the surplus ``capacity - sum(m)`` is divided in proportion to
-    ``d_i`` (equally, if no agent has demand), so the shares sum to the capacity.
+    Demand-proportional, O(N): a fixed number of passes over the agents, no sorting.
+    Demand is ``d_i = rate_i * min_share_i / priority_level_i +
+    backlog_weight * backlog_i / priority_level_i``: the minimum share doubles as the
+    agent's weight, a lower priority level (1 = high) weighs more, and a queue pulls
+    capacity towards it (``backlog_weight`` defaults to 1/s: a queue counts as the rate
+    that drains it in one second).  Each agent gets its minimum, and the surplus
+    ``capacity - sum(m)`` is divided in proportion to ``w_i = d_i * (1 + backlog_i) *
+    service_rate_i`` (equally, if every ``w_i`` is 0), so the shares sum to the
+    capacity.  The two factors make the split service-rate aware: a unit of capacity
+    finishes ``service_rate_i`` requests per second at agent ``i`` (the c-mu rule: it
+    removes the most waiting at the fastest server), and each request finished moves the
+    ``backlog_i`` behind it forward (long queues, where the tail forms, gain more).  In
+    the serverless GPU scenario (25 seeds at loads 0.5, 0.7 and 0.9) this lowers the mean
+    latency by 1.4 to 2.2 % against ``d_i`` alone, lower in 74 of the 75 runs, and the
+    p99 by 1.6 to 2.2 % at loads 0.5 and 0.9 (0.3 % higher at 0.7); the service rate
+    alone would trade p99 for mean.  ``Adaptive(service_aware=False)`` divides the
+    surplus in proportion to ``d_i`` alone.
 ``auction`` (:class:`Auction`)
     Each agent bids ``(base_bid + backlog_i) / priority_level_i``.  After the minimums,
     the surplus goes either in proportion to the bids (``mode="proportional"``, a
@@ -281,14 +291,25 @@ class RoundRobin:
 
 @dataclass(frozen=True, slots=True)
 class Adaptive:
-    """Minimums, then the surplus in proportion to demand; O(N), no sorting.
+    """Minimums, then the surplus by service-rate-aware demand; O(N), no sorting.
 
-    ``d_i = (rate_i * min_share_i + backlog_weight * backlog_i) / priority_level_i``.
-    The default ``backlog_weight`` of 1/s reads a queue as the rate that would drain it
-    in one second (the LP's default horizon), so both terms are requests per second.
+    The demand is ``d_i = (rate_i * min_share_i + backlog_weight * backlog_i) /
+    priority_level_i`` (:meth:`weights`).  The default ``backlog_weight`` of 1/s reads a
+    queue as the rate that would drain it in one second (the LP's default horizon), so
+    both terms are requests per second.
+
+    With ``service_aware`` (the default) the surplus goes in proportion to
+    ``w_i = d_i * (1 + backlog_i) * service_rate_i`` (:meth:`surplus_weights`).  A unit
+    of capacity finishes ``service_rate_i`` of agent ``i``'s requests per second (the
+    c-mu rule: capacity removes the most waiting where it finishes the most requests), and
+    every request it finishes moves the ``backlog_i`` queued behind it forward (a long
+    queue gains more per unit than a short one; this factor is what keeps the slow
+    agents' tail from growing).  With ``service_aware=False`` the surplus goes in
+    proportion to ``d_i`` alone.
     """
 
     backlog_weight: float = 1.0
+    service_aware: bool = True
     name: ClassVar[str] = "adaptive"
 
     def __post_init__(self) -> None:
@@ -296,15 +317,36 @@ class Adaptive:
             raise AllocationError("backlog_weight must be finite and >= 0")
 
     def weights(self, demands: Sequence[AgentDemand]) -> list[float]:
-        """Each agent's demand ``d_i``, the weight of its part of the surplus."""
+        """Each agent's demand ``d_i``.
+
+        These are the surplus weights when ``service_aware`` is false, and the ``adaptive``
+        rule of :class:`paragents.resources.rl.RLAllocator` (its shipped policy was
+        trained with them).
+        """
         bw = self.backlog_weight
         return [(d.rate * d.min_share + bw * d.backlog) / d.priority_level for d in demands]
+
+    def surplus_weights(self, demands: Sequence[AgentDemand]) -> list[float]:
+        """Each agent's weight for its part of the surplus: ``w_i``, or ``d_i``.
+
+        ``1 + backlog_i`` and ``service_rate_i`` are divided by their largest values:
+        that leaves the proportions as they are and keeps ``w_i <= d_i`` (no overflow).
+        """
+        demand = self.weights(demands)
+        if not self.service_aware or not demands:
+            return demand
+        longest = 1 + max(d.backlog for d in demands)
+        fastest = max(d.service_rate for d in demands)
+        return [
+            x * ((1 + d.backlog) / longest) * (d.service_rate / fastest)
+            for x, d in zip(demand, demands, strict=True)
+        ]
 
     @_checked
     def allocate(
         self, demands: Sequence[AgentDemand], capacity: float, window: int
     ) -> dict[str, float]:
-        weights = self.weights(demands)
+        weights = self.surplus_weights(demands)
         return _with_surplus(demands, minimum_shares(demands, capacity), capacity, weights)
 
 

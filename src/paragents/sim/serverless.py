@@ -7,7 +7,7 @@ agents that share one GPU of capacity ``1.0``.  Time advances in windows of
 ``window_s`` seconds (default 10 ms).  At the start of every window the simulator
 measures each agent, asks an :class:`~paragents.resources.allocators.Allocator` how to
 divide the GPU, and runs every agent's queue for one window at its share.  Everything
-below is a field of :class:`ServerlessConfig`; the defaults are the issue's scenario.
+below is a field of :class:`ServerlessConfig`; the defaults are the reference scenario.
 
 Agents (:data:`DEFAULT_AGENTS`)
     ``coordinator`` (min share 10 %, priority level 1, 100 req/s on the whole GPU,
@@ -17,7 +17,7 @@ Agents (:data:`DEFAULT_AGENTS`)
 Traffic
     Agent ``i`` has a base rate ``load * split_i * full_rate_i`` req/s, where ``split_i``
     is its part of the load (default: its minimum share over the sum of minimum shares;
-    the issue's shares sum to 1).  So ``sum_i base_i / full_rate_i = load``: at load 1.0
+    the default shares sum to 1).  So ``sum_i base_i / full_rate_i = load``: at load 1.0
     the mean demand equals the GPU's capacity.  The rate fluctuates: time is cut into
     phases of ``phase_s`` (2 s); in each phase an agent is *off* (rate 0) with probability
     ``off_probability`` (0.2), otherwise its rate is ``base * X / (1 - off_probability)``
@@ -33,13 +33,15 @@ Randomness
     allocation.  So every allocator meets exactly the same requests for a given seed
     (common random numbers), one agent's trace does not depend on the others, and a run
     is a pure function of ``(allocator, load, seed, duration_s, config)``.
+    :meth:`ServerlessSim.traces` hands the traces out, e.g. to compare a run with an
+    idealised server on the very same requests.
 
 Measurement (what the allocator sees at time ``T``)
     ``rate``: arrivals in ``(T - rate_window_s, T)`` divided by that span (100 ms, or
     ``T`` itself early on); ``backlog``: requests arrived and not finished (in service
     included); ``service_rate``: ``full_rate``.  ``min_share`` is the agent's minimum
     when its backlog is positive and 0 when it has nothing to do: a guarantee is claimed
-    by an agent with work.  (The issue's minimums sum to 100 %, so if idle agents kept
+    by an agent with work.  (The default minimums sum to 100 %, so if idle agents kept
     theirs no allocator could ever move capacity.)  The allocator is called with
     capacity 1.0 and the window's number; the shares must be non-negative and sum to at
     most 1 (:class:`~paragents.resources.allocators.AllocationError` otherwise).
@@ -329,6 +331,11 @@ class ServerlessSim:
             )
             cum = np.concatenate([[0.0], np.cumsum(arrivals)]).tolist()
             self._queues.append(_Queue(spec, arrivals, work, cum))
+
+    def traces(self) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+        """Each agent's whole trace, drawn up front: arrival times (sorted) and the work
+        of each request (seconds of the whole GPU).  The same for every allocator."""
+        return {q.spec.name: (tuple(q.arrivals), tuple(q.work)) for q in self._queues}
 
     @property
     def finished(self) -> bool:
