@@ -68,6 +68,7 @@ __all__ = [
     "StoreError",
     "StoredRun",
     "TaskRecord",
+    "data_directory",
     "default_store_url",
     "open_store",
 ]
@@ -163,18 +164,19 @@ class StoredRun:
         )
 
 
-def default_store_url() -> str:
-    """``sqlite:///`` of ``runs.db`` in the user's data directory, which is created.
-
-    The directory is ``$PARAGENTS_HOME``, else ``$XDG_DATA_HOME/paragents``, else
-    ``~/.local/share/paragents``.
-    """
+def data_directory() -> Path:
+    """paragents' data directory (not created): ``$PARAGENTS_HOME``, else
+    ``$XDG_DATA_HOME/paragents``, else ``~/.local/share/paragents``."""
     home = os.environ.get("PARAGENTS_HOME")
     if home:
-        directory = Path(home).expanduser()
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME")
-        directory = (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share") / "paragents"
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share") / "paragents"
+
+
+def default_store_url() -> str:
+    """``sqlite:///`` of ``runs.db`` in the user's data directory, which is created."""
+    directory = data_directory()
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
