@@ -152,3 +152,23 @@ async def test_closed_backend_refuses_calls() -> None:
     await backend.aclose()  # idempotent
     with pytest.raises(BackendError, match="closed"):
         await backend.complete(Request(prompt="hi", max_tokens=4))
+
+
+async def test_sampled_calls_get_fresh_seeds_and_greedy_calls_repeat(local: LocalBackend) -> None:
+    prompt = "Write one short sentence about the sea."
+    sampled = Request(prompt=prompt, max_tokens=24, temperature=0.9)
+    greedy = Request(prompt=prompt, max_tokens=24)
+    first, second = await local.complete(sampled), await local.complete(sampled)
+    assert first.text != second.text  # the same prompt sampled twice: two different samples
+    again = [(await local.complete(greedy)).text for _ in range(2)]
+    assert again[0] == again[1] and again[0].strip()
+
+
+async def test_sampled_texts_repeat_for_a_backend_with_the_same_seed() -> None:
+    sampled = Request(prompt="Name an animal and a colour.", max_tokens=16, temperature=0.9)
+    texts = []
+    for _ in range(2):  # two backends in turn, each seeded 7: the same draws, the same samples
+        backend = LocalBackend(n_ctx=256, seed=7, threads=1)  # one thread: no spinning on a busy machine
+        texts.append([(await backend.complete(sampled)).text for _ in range(2)])
+        await backend.aclose()
+    assert texts[0] == texts[1] and texts[0][0] != texts[0][1]

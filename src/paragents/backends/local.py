@@ -44,6 +44,14 @@ call: it is ``total_s`` minus the decoding time of every token after the first
 (``t_eval_ms``), that is the time until the first token was sampled, give or take the
 per-token Python bookkeeping, which is small next to decoding.
 
+Seeds.  A call at temperature 0 is greedy and passes the backend's ``seed``, as its
+copies were loaded with.  A call at a temperature above 0 samples, and gets a fresh seed
+drawn from the backend's own :class:`random.Random` seeded with ``seed``: calls that
+repeat one prompt (several samples of one question) get different texts, while a run
+that makes the same calls in the same order gets the same texts again.  The draw
+happens on the event loop, in the order calls arrive, before the call waits for a
+model copy.
+
 JSON output.  When ``request.json_schema`` is set, the call passes
 ``response_format={"type": "json_object", "schema": ...}``, which llama-cpp-python
 turns into a grammar, so the text parses as JSON matching the schema (unless
@@ -60,12 +68,13 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from paragents.backends.base import Completion, Request
 from paragents.backends.bundled import bundled_model_path
@@ -117,6 +126,7 @@ class LocalBackend:
             seed=seed,
         )
         self._pool: _Pool | None = _Pool.acquire(self._settings)
+        self._seeds = random.Random(seed)  # a fresh seed per sampled call (see "Seeds")
 
     def __repr__(self) -> str:
         s = self._settings
@@ -130,9 +140,10 @@ class LocalBackend:
         pool = self._pool
         if pool is None:
             raise _permanent("the backend is closed", self.endpoint)
+        seed = self._seeds.randrange(2**31) if request.temperature > 0 else self._settings.seed
         started = time.perf_counter()
         try:
-            result = await asyncio.get_running_loop().run_in_executor(pool.executor, pool.generate, request)
+            result = await asyncio.get_running_loop().run_in_executor(pool.executor, pool.generate, request, seed)
         except _LoadError as exc:
             raise _permanent(str(exc), self.endpoint) from exc.__cause__
         except ValueError as exc:  # llama-cpp-python's word for a request the model cannot take
@@ -198,7 +209,7 @@ class _Pool:
     one copy taken from ``_idle``, so ``_idle.get_nowait()`` in a job never finds it empty.
     """
 
-    _registry: dict[_Settings, _Pool] = {}
+    _registry: ClassVar[dict[_Settings, _Pool]] = {}
     _registry_lock = threading.Lock()
 
     def __init__(self, settings: _Settings) -> None:
@@ -232,14 +243,15 @@ class _Pool:
                 copy.llama.close()
                 copy.llama = None
 
-    def generate(self, request: Request) -> _Generated:
-        """Worker-thread job: take a free copy (loading it on first use), run the request."""
+    def generate(self, request: Request, seed: int) -> _Generated:
+        """Worker-thread job: take a free copy (loading it on first use), run the request
+        with ``seed`` for its sampler."""
         started = time.perf_counter()
         copy = self._idle.get_nowait()
         try:
             if copy.llama is None:
                 copy.llama = self._load()
-            return _run(copy.llama, request, self.settings.seed, started)
+            return _run(copy.llama, request, seed, started)
         finally:
             self._idle.put(copy)
 

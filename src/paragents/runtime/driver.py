@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -143,7 +144,8 @@ class TaskContext:
         )
 
 
-_KINDS: dict[Any, tuple[bool, bool]] = {}
+# Weak keys: graphs built per run (a compiled architecture, say) bring new callables each time.
+_KINDS: weakref.WeakKeyDictionary[Any, tuple[bool, bool]] = weakref.WeakKeyDictionary()
 
 
 def _callable_kind(fn: Callable[..., Any]) -> tuple[bool, bool]:
@@ -151,14 +153,21 @@ def _callable_kind(fn: Callable[..., Any]) -> tuple[bool, bool]:
 
     A callable takes the :class:`TaskContext` if it has a required positional parameter.
     """
-    kind = _KINDS.get(fn)
+    try:
+        kind = _KINDS.get(fn)
+    except TypeError:  # not weakly referenceable (a builtin): computed each time
+        kind = None
     if kind is None:
         params = [
             p
             for p in inspect.signature(fn).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) and p.default is p.empty
         ]
-        kind = _KINDS[fn] = (bool(params), inspect.iscoroutinefunction(fn))
+        kind = (bool(params), inspect.iscoroutinefunction(fn))
+        try:
+            _KINDS[fn] = kind
+        except TypeError:
+            pass
     return kind
 
 
