@@ -1,0 +1,218 @@
+"""The query-conditioned controller: which operators to run, layer by layer.
+
+Theory of operation
+-------------------
+The controller is a small torch module.  Its inputs are fixed vectors: the query's
+sentence embedding and one embedding per operator description (both from the semantic
+context's :class:`~paragents.context.embedder.Embedder`, all-MiniLM-L6-v2, 384
+dimensions), so an operator is scored by what it says it does, and a new query is read
+by meaning, not by id.
+
+For layer ``l`` it computes a hidden vector from the query, the layer and the previous
+layer's choice (a multi-hot vector over operators, zero before the first layer)::
+
+    h      = tanh(W_q q + W_p prev + E[l])
+    logit  = (K o) . h / sqrt(H) + b[l, o]      for each operator o (K projects its embedding)
+    p      = softmax(logit)                     Early-Stop masked out in the first layer
+
+and the layer's operators are drawn from ``p`` by the cumulative-probability threshold of
+:func:`~paragents.orchestration.architecture.sample_layer` (greedily, by
+:func:`~paragents.orchestration.architecture.greedy_layer`, to evaluate).  Drawing Early-Stop
+ends the network.  :meth:`Controller.decide` returns the architecture with the log
+probability of every draw, ``log p_i - log(1 - mass drawn before i)`` (the probability
+of drawing ``i`` next without replacement), which policy gradient weighs.
+
+Files.  Parameters are saved with :func:`save_controller` to a file whose name is the
+hash of the :class:`ControllerConfig` (operators, layers, sizes, threshold, and whatever
+the caller adds, such as the benchmark and reward weights), so a file is only ever
+loaded into a controller of the configuration that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .architecture import (
+    EARLY_STOP,
+    Architecture,
+    greedy_layer,
+    sample_layer,
+    split_stop,
+)
+
+__all__ = ["Controller", "ControllerConfig", "Decision", "load_controller", "save_controller"]
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    """Everything that shapes a controller's parameters; ``tags`` name what it was trained for."""
+
+    operators: tuple[str, ...]
+    layers: int = 4
+    hidden: int = 64
+    threshold: float = 0.5
+    embed_dim: int = 384
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if EARLY_STOP not in self.operators:
+            raise ValueError(f"the operator set must include {EARLY_STOP!r}")
+        if len(set(self.operators)) != len(self.operators):
+            raise ValueError(f"duplicate operators in {self.operators}")
+        if self.layers < 1 or self.hidden < 1:
+            raise ValueError("layers and hidden must be >= 1")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+
+    def key(self) -> str:
+        """A short stable hash of the configuration: the parameter file's name."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class Decision:
+    """One query's sampled (or greedy) architecture.
+
+    ``drawn[l]`` are the operator positions drawn in layer ``l``, in draw order
+    (Early-Stop included); ``ran[l]`` the positions that ran, in ``arch[l]``'s order.
+    """
+
+    arch: Architecture
+    drawn: list[list[int]] = field(default_factory=list)
+    ran: list[list[int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Decisions:
+    """A batch of decisions with what policy gradient needs, as tensors.
+
+    ``log_probs[b, l, o]`` is the log probability of drawing operator ``o`` when it was
+    drawn in layer ``l`` of episode ``b`` (0 elsewhere); ``entropy[b]`` sums the entropy
+    of the distributions episode ``b`` drew from.
+    """
+
+    items: list[Decision]
+    log_probs: torch.Tensor
+    entropy: torch.Tensor
+
+
+class Controller(nn.Module):
+    """Scores operators per layer from the query, the layer and the previous choice."""
+
+    def __init__(self, config: ControllerConfig, operator_embeddings: np.ndarray | torch.Tensor) -> None:
+        super().__init__()
+        emb = torch.as_tensor(np.asarray(operator_embeddings, dtype=np.float32))
+        k, d = len(config.operators), config.embed_dim
+        if tuple(emb.shape) != (k, d):
+            raise ValueError(f"operator embeddings must be {k}x{d}, got {tuple(emb.shape)}")
+        self.config = config
+        self.register_buffer("operator_embeddings", emb)
+        self.register_buffer("input_mean", torch.zeros(d))
+        self.register_buffer("input_std", torch.ones(d))
+        h = config.hidden
+        self.query = nn.Linear(d, h)
+        self.previous = nn.Linear(k, h, bias=False)
+        self.layer = nn.Embedding(config.layers, h)
+        self.keys = nn.Linear(d, h)
+        self.bias = nn.Parameter(torch.zeros(config.layers, k))
+        self.stop = config.operators.index(EARLY_STOP)
+
+    def standardise(self, query_embeddings: np.ndarray) -> None:
+        """Centre and scale query inputs by these embeddings' per-dimension statistics
+        (saved with the parameters): queries of one benchmark are close together in
+        embedding space, and standardising spreads the differences the policy must read."""
+        x = torch.as_tensor(np.asarray(query_embeddings, dtype=np.float32))
+        self.input_mean.copy_(x.mean(0))
+        self.input_std.copy_(x.std(0).clamp_min(1e-3) if len(x) > 1 else torch.ones_like(self.input_std))
+
+    def forward(self, query: torch.Tensor, previous: torch.Tensor, layer: int) -> torch.Tensor:
+        """Operator probabilities, shape ``(batch, operators)``."""
+        query = (query - self.input_mean) / self.input_std / math.sqrt(self.config.embed_dim)
+        h = torch.tanh(self.query(query) + self.previous(previous) + self.layer.weight[layer])
+        keys = self.keys(self.operator_embeddings)
+        logits = h @ keys.T / math.sqrt(self.config.hidden) + self.bias[layer]
+        if layer == 0:
+            mask = torch.zeros_like(logits)
+            mask[..., self.stop] = -math.inf
+            logits = logits + mask
+        return torch.softmax(logits, dim=-1)
+
+    def decide(self, query_embeddings: np.ndarray | torch.Tensor, rng: random.Random | None) -> Decisions:
+        """Architectures for a batch of queries ``(batch, embed_dim)``: sampled with
+        ``rng``, greedy when it is None."""
+        q = torch.as_tensor(np.asarray(query_embeddings, dtype=np.float32))
+        if q.ndim == 1:
+            q = q.unsqueeze(0)
+        names, k, depth = self.config.operators, len(self.config.operators), self.config.layers
+        batch = q.shape[0]
+        items = [Decision(arch=()) for _ in range(batch)]
+        layers: list[list[tuple[str, ...]]] = [[] for _ in range(batch)]
+        log_probs = torch.zeros(batch, depth, k)
+        entropy = torch.zeros(batch)
+        previous = torch.zeros(batch, k)
+        active = list(range(batch))
+        for layer in range(depth):
+            if not active:
+                break
+            probs = self(q[active], previous[active], layer)
+            entropy = entropy.index_add(
+                0, torch.tensor(active), -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
+            )
+            rows = probs.detach().tolist()
+            before = np.zeros((len(active), k, k), dtype=np.float32)  # [row, o, j]: j drawn before o
+            drawn_mask = np.zeros((len(active), k), dtype=np.float32)
+            still = []
+            for row, b in enumerate(active):
+                p = rows[row]
+                drawn = sample_layer(p, self.config.threshold, rng) if rng is not None else greedy_layer(p, self.config.threshold)
+                for j, o in enumerate(drawn):
+                    before[row, o, drawn[:j]] = 1.0
+                    drawn_mask[row, o] = 1.0
+                run, stop = split_stop([names[i] for i in drawn])
+                item = items[b]
+                item.drawn.append(drawn)
+                if run:
+                    item.ran.append(sorted(i for i in drawn if i != self.stop))
+                    layers[b].append(tuple(sorted(run, key=names.index)))
+                    previous[b] = 0.0
+                    previous[b, item.ran[-1]] = 1.0
+                if run and not stop:
+                    still.append(b)
+            mass_before = (torch.from_numpy(before) * probs.unsqueeze(1)).sum(-1)
+            terms = torch.log(probs.clamp_min(1e-12)) - torch.log((1 - mass_before).clamp_min(1e-6))
+            log_probs[active, layer] = terms * torch.from_numpy(drawn_mask)
+            active = still
+        for item, arch in zip(items, layers, strict=True):
+            item.arch = tuple(arch)
+        return Decisions(items, log_probs, entropy)
+
+
+def save_controller(controller: Controller, directory: Path, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write the parameters to ``directory/controller-<config key>.pt``; returns the path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"controller-{controller.config.key()}.pt"
+    torch.save({"config": asdict(controller.config), "state": controller.state_dict(), **(extra or {})}, path)
+    return path
+
+
+def load_controller(config: ControllerConfig, operator_embeddings: Sequence[Sequence[float]] | np.ndarray, directory: Path) -> Controller:
+    """The controller saved for exactly this configuration; FileNotFoundError naming the file."""
+    path = directory / f"controller-{config.key()}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no trained controller for this configuration: {path} (train one first)")
+    saved = torch.load(path, weights_only=False)
+    controller = Controller(config, np.asarray(operator_embeddings))
+    controller.load_state_dict(saved["state"])
+    return controller
