@@ -43,6 +43,7 @@ bench: install-bench
 	$(BIN)/python benchmarks/adaptive.py
 	$(BIN)/python benchmarks/store_overhead.py
 	$(BIN)/python benchmarks/ray_overhead.py
+	$(BIN)/python benchmarks/orchestration.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis

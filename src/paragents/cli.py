@@ -57,6 +57,7 @@ from .durable import (
     with_overrides,
 )
 from .goal import ANSWER_TASK, DEFAULT_TEAM, PLAN_TASK, GoalRun, arun_goal, planner_for
+from .orchestration.commands import orchestrate_group
 from .planner import Plan
 from .render import (
     RunProgress,
@@ -666,6 +667,9 @@ def bench_command(name: str, args: tuple[str, ...], as_json: bool) -> int:
         raise ParagentsError(f"unknown benchmark {name!r} (choose from {', '.join(names)})")
     argv = [sys.executable, str(folder / f"{name}.py"), *args, *(["--json"] if as_json else [])]
     return subprocess.run(argv, check=False).returncode
+
+
+cli.add_command(orchestrate_group)
 
 
 def _benchmarks_folder() -> Path:
