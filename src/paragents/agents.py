@@ -10,12 +10,13 @@ sees only ``name``, ``skills``, ``slots`` and ``speed``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from .backends.base import Backend
+from .backends.base import Backend, Completion
 from .core.agent_state import WILDCARD
 from .core.errors import WorkflowError
+from .core.report import usage_dict
 
 __all__ = ["Agent", "AgentPool"]
 
@@ -44,6 +45,20 @@ class Agent:
             raise WorkflowError(f"agent {self.name!r}: speed must be > 0, got {self.speed}")
         if not 0 <= self.reliability <= 1:
             raise WorkflowError(f"agent {self.name!r}: reliability must be in [0, 1], got {self.reliability}")
+
+    def cost_of(self, tokens: int) -> float:
+        """The price of ``tokens`` tokens (prompt and completion) on this agent."""
+        return tokens / 1000.0 * self.cost_per_1k_tokens
+
+    def usage_of(self, completion: Completion) -> Mapping[str, float]:
+        """The usage record (:func:`~paragents.core.report.usage_dict`) of one model call."""
+        return usage_dict(
+            compute_s=completion.compute_s,
+            transfer_s=completion.transfer_s,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            cost=self.cost_of(completion.prompt_tokens + completion.completion_tokens),
+        )
 
 
 class AgentPool:

@@ -59,7 +59,6 @@ from ..core.errors import (
 )
 from ..core.events import Expansion
 from ..core.graph import Task
-from ..core.report import usage_dict
 from ..runtime.driver import TaskContext, build_prompt
 from .limiter import GateClient
 
@@ -249,15 +248,7 @@ async def _complete(task: Task, agent: Agent, prompt: str, gate: GateClient) -> 
         raise TaskTimeout(
             f"task {task.id!r} timed out after {task.timeout:g} s"
         ) from None
-    used = completion.prompt_tokens + completion.completion_tokens
-    usage = usage_dict(
-        compute_s=completion.compute_s,
-        transfer_s=completion.transfer_s,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-        cost=used / 1000.0 * agent.cost_per_1k_tokens,
-    )
-    return Done(completion.text, dict(usage))
+    return Done(completion.text, dict(agent.usage_of(completion)))
 
 
 @ray.remote(max_restarts=0, max_task_retries=0)

@@ -140,7 +140,7 @@ class TaskContext:
             transfer_s=self.model_transfer_s,
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
-            cost=used / 1000.0 * self.agent.cost_per_1k_tokens,
+            cost=self.agent.cost_of(used),
         )
 
 
@@ -452,15 +452,7 @@ class Runtime(RunState):
             completion = await self.admission.admitted(backend).complete(request, timeout=task.timeout)
         except TimeoutError:
             raise TaskTimeout(f"task {task.id!r} timed out after {task.timeout:g} s") from None
-        used = completion.prompt_tokens + completion.completion_tokens
-        usage = usage_dict(
-            compute_s=completion.compute_s,
-            transfer_s=completion.transfer_s,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            cost=used / 1000.0 * agent.cost_per_1k_tokens,
-        )
-        return completion.text, usage, None
+        return completion.text, agent.usage_of(completion), None
 
     async def _prompt(self, task: Task, agent: Agent, attempt: int, inputs: dict[str, Any]) -> str:
         """An LLM task's prompt: assembled from the run's context when that is on (what went
