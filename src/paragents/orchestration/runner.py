@@ -42,8 +42,15 @@ from ..store.store import data_directory
 from .architecture import EARLY_STOP, Architecture, format_architecture
 from .controller import Controller, ControllerConfig, load_controller, save_controller
 from .operators import default_operators
-from .sim_benchmark import SimSettings, descriptions, evaluate_arch_choice
-from .simulated import SimExecutor, SimModel, sim_queries
+from .sim_benchmark import (
+    SimSettings,
+    descriptions,
+    embed_queries,
+    evaluate_arch_choice,
+    greedy_architectures,
+    sim_splits,
+)
+from .simulated import SimExecutor, SimModel
 from .state import Query
 from .supernet import SupernetExecutor
 from .trainer import Executor, StepLog, TrainConfig, new_controller, train
@@ -109,7 +116,7 @@ def _queries(options: OrchestrateOptions) -> tuple[list[Query], list[Query]]:
     seed = options.train.seed
     if options.benchmark == "simulated":
         n = options.limit or 300
-        return sim_queries(n, 1000 + seed), sim_queries(n, 2000 + seed)
+        return sim_splits(seed, n, n)
     from .datasets import load_gsm, load_humaneval
 
     problems = load_gsm(options.limit) if options.benchmark == "gsm" else load_humaneval(options.limit)
@@ -129,24 +136,22 @@ def _backend(options: OrchestrateOptions) -> Backend:
     return LocalBackend(instances=1)
 
 
-def _executor(options: OrchestrateOptions, backend: Backend | None) -> Executor:
-    if options.benchmark == "simulated":
-        return SimExecutor(SimModel(seed=options.train.seed), options.train.seed, expected_score=True)
+def _supernet(options: OrchestrateOptions, backend: Backend) -> SupernetExecutor:
     agent = Agent("orchestrator", backend=backend, slots=8, max_tokens=options.max_tokens)
     return SupernetExecutor(default_operators(max_tokens=options.max_tokens), agent)
 
 
-def _embed_all(embed: Embed, queries: Sequence[Query]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    texts = [q.text for q in queries] + list(descriptions().values())
-    vectors = embed(texts)
-    return {q.id: v for q, v in zip(queries, vectors, strict=False)}, vectors[len(queries):]
+def _executor(options: OrchestrateOptions, backend: Backend | None) -> Executor:
+    if backend is None:
+        return SimExecutor(SimModel(seed=options.train.seed), options.train.seed, expected_score=True)
+    return _supernet(options, backend)
 
 
 async def atrain(options: OrchestrateOptions, embed: Embed,
                  on_step: Callable[[StepLog], None] | None = None) -> dict[str, Any]:
     """Train (or resume training) the controller these options name; returns a summary."""
     train_q, _ = _queries(options)
-    embeddings, operator_vectors = _embed_all(embed, train_q)
+    embeddings, operator_vectors = embed_queries(embed, train_q)
     config = options.controller_config()
     controller = new_controller(config, operator_vectors, options.train.seed)
     controller.standardise(np.stack([embeddings[q.id] for q in train_q]))
@@ -170,7 +175,7 @@ async def atrain(options: OrchestrateOptions, embed: Embed,
 
 def _load(options: OrchestrateOptions, embed: Embed, queries: Sequence[Query]) -> tuple[Controller, dict[str, np.ndarray]]:
     train_q, _ = _queries(options)
-    embeddings, operator_vectors = _embed_all(embed, [*train_q, *queries])
+    embeddings, operator_vectors = embed_queries(embed, [*train_q, *queries])
     try:
         controller = load_controller(options.controller_config(), operator_vectors, options.directory)
     except FileNotFoundError as exc:
@@ -184,7 +189,7 @@ async def aevaluate(options: OrchestrateOptions, embed: Embed, arch: Architectur
     _, test_q = _queries(options)
     if arch is None:
         controller, embeddings = _load(options, embed, test_q)
-        archs = [d.arch for d in controller.decide(np.stack([embeddings[q.id] for q in test_q]), None).items]
+        archs = greedy_architectures(controller, test_q, embeddings)
     else:
         archs = [arch] * len(test_q)
     sequential = options.arm == "latency_agnostic"
@@ -197,8 +202,7 @@ async def aevaluate(options: OrchestrateOptions, embed: Embed, arch: Architectur
         summary["cp_units"] = "completion tokens (expected)"
         return summary
     backend = _backend(options)
-    executor = _executor(options, backend)
-    assert isinstance(executor, SupernetExecutor)
+    executor = _supernet(options, backend)
     rows = []
     try:
         for i, (query, a) in enumerate(zip(test_q, archs, strict=True)):

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -56,7 +56,16 @@ from .simulated import (
 from .state import Query
 from .trainer import StepLog, TrainConfig, new_controller, train
 
-__all__ = ["FIXED", "SimSettings", "descriptions", "evaluate_arch_choice", "run_seed"]
+__all__ = [
+    "FIXED",
+    "SimSettings",
+    "descriptions",
+    "embed_queries",
+    "evaluate_arch_choice",
+    "greedy_architectures",
+    "run_seed",
+    "sim_splits",
+]
 
 #: Fixed architectures shown next to the learned ones.
 FIXED: tuple[Architecture, ...] = (
@@ -100,7 +109,22 @@ def evaluate_arch_choice(model: SimModel, queries: Sequence[Query], archs: Seque
     }
 
 
-def _greedy(controller: Controller, queries: Sequence[Query], embeddings: dict[str, np.ndarray]) -> list[Architecture]:
+def sim_splits(seed: int, train: int, test: int) -> tuple[list[Query], list[Query]]:
+    """The training and the held-out queries of one seed (disjoint query seeds)."""
+    return sim_queries(train, seed=1000 + seed), sim_queries(test, seed=2000 + seed)
+
+
+def embed_queries(embed: Callable[[list[str]], np.ndarray],
+                  queries: Sequence[Query]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each query's embedding by id, and the operator descriptions' embeddings (in
+    :func:`descriptions` order), from one call to ``embed``."""
+    vectors = embed([q.text for q in queries] + list(descriptions().values()))
+    return {q.id: v for q, v in zip(queries, vectors, strict=False)}, vectors[len(queries):]
+
+
+def greedy_architectures(controller: Controller, queries: Sequence[Query],
+                         embeddings: Mapping[str, np.ndarray]) -> list[Architecture]:
+    """The controller's greedy architecture for each query."""
     return [d.arch for d in controller.decide(np.stack([embeddings[q.id] for q in queries]), None).items]
 
 
@@ -108,12 +132,9 @@ def run_seed(seed: int, settings: SimSettings, embed: Callable[[list[str]], np.n
              on_step: Callable[[str, StepLog], None] | None = None) -> dict[str, Any]:
     """Train and evaluate both arms for one seed; returns a JSON-ready dict."""
     model = SimModel(seed=seed)
-    train_q = sim_queries(settings.train_queries, seed=1000 + seed)
-    test_q = sim_queries(settings.test_queries, seed=2000 + seed)
+    train_q, test_q = sim_splits(seed, settings.train_queries, settings.test_queries)
     names = tuple(descriptions())
-    vectors = embed([q.text for q in (*train_q, *test_q)] + [descriptions()[n] for n in names])
-    embeddings = {q.id: v for q, v in zip((*train_q, *test_q), vectors, strict=False)}
-    operator_vectors = vectors[len(train_q) + len(test_q):]
+    embeddings, operator_vectors = embed_queries(embed, [*train_q, *test_q])
     weights = [sum(1 for q in test_q if q.reference == d) for d in DIFFICULTIES]
     fronts = [model.pareto_front(d, settings.layers) for d in range(len(DIFFICULTIES))]
     out: dict[str, Any] = {"seed": seed, "arms": {}}
@@ -127,7 +148,7 @@ def run_seed(seed: int, settings: SimSettings, embed: Callable[[list[str]], np.n
         history = asyncio.run(train(controller, SimExecutor(model, seed, expected_score=True), train_q, embeddings,
                                     train_config, on_step=(lambda log, a=arm: on_step(a, log)) if on_step else None))
         seconds = time.perf_counter() - started
-        archs = _greedy(controller, test_q, embeddings)
+        archs = greedy_architectures(controller, test_q, embeddings)
         result = evaluate_arch_choice(model, test_q, archs, sequential)
         by_difficulty = {}
         for d in DIFFICULTIES:
