@@ -43,6 +43,7 @@ __all__ = [
     "mark",
     "print_table",
     "progress",
+    "publish",
     "pyplot",
     "save_figure",
     "write_json",
@@ -207,6 +208,30 @@ def write_json(name: str, doc: Mapping[str, Any], *, to_stdout: bool = False) ->
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
     return path
+
+
+def publish(
+    name: str,
+    doc: Mapping[str, Any],
+    *,
+    as_json: bool,
+    quick: bool,
+    report: Callable[[Any], None],
+    plot: Callable[[Any], None],
+) -> int:
+    """The end of a benchmark's ``main``: the table (or, with ``as_json``, the JSON
+    document) on stdout, and unless ``quick`` the JSON and the plot in ``results/``."""
+    if quick:
+        if as_json:
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        else:
+            report(doc)
+        return 0
+    write_json(name, doc, to_stdout=as_json)
+    if not as_json:
+        report(doc)
+    plot(doc)
+    return 0
 
 
 def save_figure(fig: Any, name: str) -> Path:

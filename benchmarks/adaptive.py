@@ -45,7 +45,6 @@ Run:  .venv/bin/python benchmarks/adaptive.py [--json] [--seeds 10] [--quick]
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -59,9 +58,9 @@ from _common import (
     mark,
     print_table,
     progress,
+    publish,
     pyplot,
     save_figure,
-    write_json,
 )
 
 from paragents.adaptive import AdaptiveConfig, AimdConfig, EstimateConfig, HedgeConfig
@@ -299,17 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": run_all(seeds, args.quick),
         "machine": machine_info(),
     }
-    if args.quick:
-        if args.json:
-            print(json.dumps(doc, indent=2))
-        else:
-            report(doc)
-        return 0
-    write_json("adaptive", doc, to_stdout=args.json)
-    if not args.json:
-        report(doc)
-    plot(doc)
-    return 0
+    return publish("adaptive", doc, as_json=args.json, quick=args.quick, report=report, plot=plot)
 
 
 if __name__ == "__main__":

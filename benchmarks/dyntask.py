@@ -60,9 +60,9 @@ from _common import (
     mark,
     print_table,
     progress,
+    publish,
     pyplot,
     save_figure,
-    write_json,
 )
 
 from paragents.core.agent_state import AgentSpec
@@ -286,19 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency_under_load": latency_under_load(per_agent, 4),
         "machine": machine_info(),
     }
-    if args.quick:
-        if args.json:
-            import json
-
-            print(json.dumps(doc, indent=2))
-        else:
-            report(doc)
-        return 0
-    write_json("dyntask", doc, to_stdout=args.json)
-    if not args.json:
-        report(doc)
-    plot(doc)
-    return 0
+    return publish("dyntask", doc, as_json=args.json, quick=args.quick, report=report, plot=plot)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -40,9 +39,9 @@ from _common import (
     mark,
     print_table,
     progress,
+    publish,
     pyplot,
     save_figure,
-    write_json,
 )
 
 from paragents.context.embedder import Embedder
@@ -136,14 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summarise(runs),
         "machine": machine_info(),
     }
-    if args.quick:
-        print(json.dumps(doc, indent=2)) if args.json else report(doc)
-        return 0
-    write_json("orchestration", doc, to_stdout=args.json)
-    if not args.json:
-        report(doc)
-    plot(doc)
-    return 0
+    return publish("orchestration", doc, as_json=args.json, quick=args.quick, report=report, plot=plot)
 
 
 if __name__ == "__main__":
