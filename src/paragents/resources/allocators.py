@@ -48,12 +48,10 @@ The allocators:
     capacity.  The two factors make the split service-rate aware: a unit of capacity
     finishes ``service_rate_i`` requests per second at agent ``i`` (the c-mu rule: it
     removes the most waiting at the fastest server), and each request finished moves the
-    ``backlog_i`` behind it forward (long queues, where the tail forms, gain more).  In
-    the serverless GPU scenario (25 seeds at loads 0.5, 0.7 and 0.9) this lowers the mean
-    latency by 1.4 to 2.2 % against ``d_i`` alone, lower in 74 of the 75 runs, and the
-    p99 by 1.6 to 2.2 % at loads 0.5 and 0.9 (0.3 % higher at 0.7); the service rate
-    alone would trade p99 for mean.  ``Adaptive(service_aware=False)`` divides the
-    surplus in proportion to ``d_i`` alone.
+    ``backlog_i`` behind it forward (long queues, where the tail forms, gain more); the
+    service rate alone would trade p99 for mean.  ``benchmarks/gpu_allocation.py``
+    measures it on the serverless GPU scenario.  ``Adaptive(service_aware=False)``
+    divides the surplus in proportion to ``d_i`` alone.
 ``auction`` (:class:`Auction`)
     Each agent bids ``(base_bid + backlog_i) / priority_level_i``.  After the minimums,
     the surplus goes either in proportion to the bids (``mode="proportional"``, a
