@@ -53,7 +53,6 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 
 import numpy as np
 
@@ -226,6 +225,8 @@ class SimModel:
     _costs: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _mean_span: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, init=False, repr=False)
     _mean_cost: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _accuracy: dict[tuple[tuple[str, ...], int, str], float] = field(default_factory=dict, init=False, repr=False)
+    _max_span: dict[tuple[tuple[str, ...], int, bool], float] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.seed)
@@ -258,11 +259,22 @@ class SimModel:
         return [c for r in range(1, len(names) + 1) for c in itertools.combinations(names, r)]
 
     def layer_accuracy(self, names: Sequence[str], difficulty: int, state: str) -> float:
-        return _layer_accuracy(self, tuple(names), difficulty, state)
+        """P(the layer's vote is right) given the state before it (computed once per key)."""
+        key = (tuple(names), difficulty, state)
+        value = self._accuracy.get(key)
+        if value is None:
+            probs = [self._by_name[n].acc[state][difficulty] for n in key[0] for _ in range(self._by_name[n].samples)]
+            value = self._accuracy[key] = _vote_right(probs)
+        return value
 
     def expected_span(self, names: Sequence[str], difficulty: int, first: bool = False) -> float:
         """``E[max span]`` of operators run side by side (in the first layer when ``first``)."""
-        return _expected_span(self, tuple(names), difficulty, first)
+        key = (tuple(names), difficulty, first)
+        value = self._max_span.get(key)
+        if value is None:
+            draws = np.stack([self._spans[n, first][difficulty] for n in key[0]])
+            value = self._max_span[key] = float(draws.max(axis=0).mean())
+        return value
 
     def expected_cost(self, names: Sequence[str], difficulty: int, first: bool = False) -> float:
         return float(sum(self._mean_cost[n, first][difficulty] for n in names))
@@ -304,23 +316,6 @@ class SimModel:
             )
             everything.extend(level)
         return _prune(everything)
-
-
-@cache
-def _layer_accuracy(model: SimModel, names: tuple[str, ...], difficulty: int, state: str) -> float:
-    probs: list[float] = []
-    for n in names:
-        op = model._by_name[n]
-        probs.extend([op.acc[state][difficulty]] * op.samples)
-    return _vote_right(probs)
-
-
-@cache
-def _expected_span(model: SimModel, names: tuple[str, ...], difficulty: int, first: bool) -> float:
-    return float(np.max(np.stack([model._spans[n, first][difficulty] for n in names]), axis=0).mean())
-
-
-SimModel.__hash__ = object.__hash__  # type: ignore[method-assign]  # cached by identity
 
 
 def _prune(points: Iterable[FrontPoint]) -> list[FrontPoint]:
