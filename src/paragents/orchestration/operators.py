@@ -59,7 +59,6 @@ per prompt, plus the answer-format instructions shared by all of them.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import re
 import time
@@ -75,7 +74,6 @@ from paragents.backends.base import Completion, Request
 from paragents.orchestration.answers import (
     extract_code,
     extract_number,
-    normalise_number,
     numbers_equal,
 )
 from paragents.orchestration.sandbox import (
@@ -85,6 +83,7 @@ from paragents.orchestration.sandbox import (
     arun_tests,
 )
 from paragents.orchestration.state import Candidate, LayerState, OperatorResult, Query
+from paragents.orchestration.voting import best_tested, vote_groups
 
 __all__ = [
     "LLM",
@@ -196,21 +195,19 @@ class SelfConsistency(Operator):
 
     async def _solve(self, state: LayerState, meter: _Meter) -> list[Candidate]:
         query = state.query
-        pool = _best_tested(_previous_all(state))
+        pool = best_tested(_previous_all(state))
         if not pool:
             return [await _generate(query, meter, self.name)]
         voters = [candidate for candidate in pool if candidate.answer]
         if not voters:
             meter.note("no previous candidate has an answer; kept the first")
             return [pool[0]]
-        groups: dict[str, list[Candidate]] = {}
-        for candidate in voters:
-            groups.setdefault(_vote_key(query, candidate.answer), []).append(candidate)
-        leaders = sorted(groups.values(), key=len, reverse=True)  # stable: ties keep first-seen order
-        if 2 * len(leaders[0]) > len(voters):
-            meter.note(f"majority: {len(leaders[0])} of {len(voters)} candidates agree")
-            return [leaders[0][0]]
-        return [await self._pick(query, [group[0] for group in groups.values()], leaders[0][0], meter)]
+        groups = vote_groups(query, voters)
+        if 2 * len(groups[0]) > len(voters):
+            meter.note(f"majority: {len(groups[0])} of {len(voters)} candidates agree")
+            return [groups[0][0]]
+        first_seen = sorted(groups, key=lambda group: voters.index(group[0]))
+        return [await self._pick(query, [group[0] for group in first_seen], groups[0][0], meter)]
 
     async def _pick(self, query: Query, options: list[Candidate], fallback: Candidate, meter: _Meter) -> Candidate:
         letters = [chr(ord("A") + index) for index in range(len(options))]
@@ -473,25 +470,6 @@ def _previous_all(state: LayerState) -> list[Candidate]:
     return [state.answer] if state.answer is not None else []
 
 
-def _best_tested(candidates: list[Candidate]) -> list[Candidate]:
-    """Only the candidates with the best pass rate, when tests were run on any."""
-    tested = [c for c in candidates if c.total]
-    if not tested:
-        return candidates
-    best = max((c.passed or 0) / (c.total or 1) for c in tested)
-    return [c for c in tested if (c.passed or 0) / (c.total or 1) == best]
-
-
-def _vote_key(query: Query, answer: str) -> str:
-    """Answers that mean the same get the same key: numbers as numbers, code as syntax."""
-    if query.kind == "code":
-        try:
-            return ast.dump(ast.parse(answer))
-        except (SyntaxError, ValueError):
-            return answer.strip()
-    return normalise_number(answer) or answer.strip()
-
-
 def _shown(query: Query, candidate: Candidate) -> str:
     """A candidate as quoted in a prompt: the code for code, the end of the text for math."""
     if query.kind == "code":
@@ -539,5 +517,3 @@ def _with_counts(candidate: Candidate, suite: SuiteResult) -> Candidate:
         return candidate
     return replace(candidate, passed=suite.passed, total=suite.total)
 
-
-vote_key = _vote_key  # public: the supernet merges layers with the same vote key

@@ -32,7 +32,7 @@ the candidates with an answer (an empty answer never wins over a non-empty one; 
 no candidate has one, the first candidate is the answer): (1) if any of them were
 tested, only the tested ones with the best pass rate take part; (2) among those, the
 answer given most often wins, answers compared by the operators' own vote key
-(:func:`~paragents.orchestration.operators.vote_key`: numbers as numbers, code as syntax
+(:func:`~paragents.orchestration.voting.vote_key`: numbers as numbers, code as syntax
 trees); (3) ties go to the answer seen first in layer order, and the winning answer's
 first candidate is the merged one.  A layer that produced no candidates at all leaves
 the previous state as it was.
@@ -79,9 +79,10 @@ from ..runtime.limits import AdmissionControl
 from ..runtime.run_state import RunResult
 from .architecture import EARLY_STOP, Architecture, critical_path, format_architecture
 from .datasets import score
-from .operators import Operator, vote_key
+from .operators import Operator
 from .simulated import Episode
 from .state import Candidate, LayerState, OperatorResult, Query
+from .voting import best_tested, vote_groups
 
 __all__ = [
     "ArchitectureRun",
@@ -252,18 +253,7 @@ def _choose(query: Query, candidates: Sequence[Candidate]) -> Candidate:
     voters = [candidate for candidate in candidates if candidate.answer.strip()]
     if not voters:
         return candidates[0]
-    tested = [candidate for candidate in voters if candidate.total]
-    if tested:
-        best = max(_pass_rate(candidate) for candidate in tested)
-        voters = [candidate for candidate in tested if _pass_rate(candidate) == best]
-    groups: dict[str, list[Candidate]] = {}
-    for candidate in voters:
-        groups.setdefault(vote_key(query, candidate.answer), []).append(candidate)
-    return max(groups.values(), key=len)[0]  # max keeps the first of equals: the earliest answer
-
-
-def _pass_rate(candidate: Candidate) -> float:
-    return (candidate.passed or 0) / (candidate.total or 1)
+    return vote_groups(query, best_tested(voters))[0][0]  # stable: ties go to the earliest answer
 
 
 def _check(arch: Architecture, operators: Mapping[str, Operator]) -> None:
