@@ -23,7 +23,6 @@ from paragents.orchestration.architecture import (
     greedy_layer,
     sample_layer,
     sequential_path,
-    split_stop,
 )
 from paragents.orchestration.controller import (
     ControllerConfig,
@@ -92,12 +91,6 @@ def test_sampler_rejects_bad_inputs() -> None:
         greedy_layer([0.0, 0.0], 0.5)
 
 
-def test_early_stop_alone_ends_the_network_before_the_layer() -> None:
-    assert split_stop([EARLY_STOP]) == ((), True)
-    assert split_stop(["cot", EARLY_STOP, "test"]) == (("cot", "test"), True)
-    assert split_stop(["cot"]) == (("cot",), False)
-
-
 def _controller(threshold: float = 0.8, layers: int = 4, seed: int = 0, **tags: str):
     config = ControllerConfig(OPS, layers=layers, hidden=16, threshold=threshold, embed_dim=DIM,
                               tags=tuple(sorted(tags.items())))
@@ -110,29 +103,56 @@ def test_controller_decisions_respect_early_stop_and_never_leave_an_empty_layer(
     for threshold in (0.3, 0.8):
         controller = _controller(threshold)
         with torch.no_grad():
-            controller.bias[1:, stop] = 1.5  # make Early-Stop common after the first layer
+            controller.bias[1:, stop] = -0.5  # stop before about 4 layers in 10
         queries = np.random.default_rng(5).normal(size=(200, DIM))
         for rng in (random.Random(7), None):
             decisions = controller.decide(queries, rng)
-            saw_stop = False
+            depths = set()
             for item in decisions.items:
-                assert item.drawn and stop not in item.drawn[0], "Early-Stop is masked in the first layer"
+                assert item.drawn and stop not in item.drawn[0], "no Early-Stop before the first layer"
                 assert item.arch and all(len(layer) >= 1 for layer in item.arch)
                 assert len(item.arch) == len(item.ran) <= len(item.drawn) <= controller.config.layers
-                for layer, drawn in enumerate(item.drawn):
-                    if stop in drawn:
-                        saw_stop = True
-                        assert layer == len(item.drawn) - 1, "no layer after an Early-Stop"
+                depths.add(len(item.arch))
+                for layer, drawn in enumerate(item.drawn[1:], start=1):
+                    assert drawn[0] == stop and stop not in drawn[1:], "the gate is decided first, once"
+                if len(item.drawn) > len(item.ran):
+                    assert item.drawn[-1] == [stop], "a stopped network runs nothing after the stop"
+                    assert len(item.drawn) == len(item.ran) + 1
                 for ran, layer in zip(item.ran, item.arch, strict=True):
                     assert tuple(OPS[i] for i in ran) == layer and EARLY_STOP not in layer
-            assert saw_stop or rng is None
-            # log probabilities are only set where an operator was drawn
+            if rng is not None:
+                assert len(depths) > 2, "sampled networks end at several depths"
+            else:
+                assert len(depths) == 1, "greedy decisions of one policy stop at one depth here"
+            # log probabilities are set exactly where something was decided
             nonzero = decisions.log_probs != 0
             for b, item in enumerate(decisions.items):
                 expected = torch.zeros_like(nonzero[b])
                 for layer, drawn in enumerate(item.drawn):
                     expected[layer, drawn] = True
                 assert torch.equal(nonzero[b] & ~expected, torch.zeros_like(expected))
+
+
+def test_early_stop_gate_log_probability_is_its_outcomes() -> None:
+    controller = _controller(0.8)
+    stop = OPS.index(EARLY_STOP)
+    queries = np.random.default_rng(6).normal(size=(50, DIM))
+    decisions = controller.decide(queries, random.Random(3))
+    with torch.no_grad():
+        for b, item in enumerate(decisions.items):
+            previous = torch.zeros(1, len(OPS))
+            for layer, drawn in enumerate(item.drawn):
+                _, p_stop = controller(torch.as_tensor(queries[b:b + 1], dtype=torch.float32), previous, layer)
+                if layer == 0:
+                    assert float(p_stop) == 0.0
+                    assert decisions.log_probs[b, 0, stop] == 0
+                else:
+                    stopped = len(item.ran) == layer
+                    want = torch.log(p_stop if stopped else 1 - p_stop)
+                    assert decisions.log_probs[b, layer, stop] == pytest.approx(float(want), abs=1e-5)
+                if layer < len(item.ran):
+                    previous = torch.zeros(1, len(OPS))
+                    previous[0, item.ran[layer]] = 1.0
 
 
 # ----------------------------------------------------------------- critical path and credit
@@ -153,11 +173,11 @@ def test_reward_is_score_minus_priced_cost_and_critical_path() -> None:
 def test_latency_penalty_goes_only_to_each_layers_bottleneck() -> None:
     weights = Weights(mu=0.0, lam=0.5)
     spans_k = [[0.2, 0.5], [0.3]]
-    drawn = [[0, 2], [1, 7]]  # layer 2 also drew Early-Stop (position 7), which did not run
+    drawn = [[0, 2], [7, 1]]  # layer 2 first decided Early-Stop's gate (position 7): go on
     ran = [[0, 2], [1]]
     fresh = Ema()
     adv = advantages(0.8, spans_k, drawn, ran, weights, fresh, fresh)
-    assert adv == [[0.0, pytest.approx(-0.25)], [pytest.approx(-0.15), 0.0]]
+    assert adv == [[0.0, pytest.approx(-0.25)], [0.0, pytest.approx(-0.15)]]
 
     task, scale = Ema(0.9), Ema(0.9)
     task.update(0.5)
@@ -165,7 +185,7 @@ def test_latency_penalty_goes_only_to_each_layers_bottleneck() -> None:
     adv = advantages(0.8, spans_k, drawn, ran, weights, task, scale)
     shared = (0.8 - 0.5) / 0.2
     assert adv[0] == [pytest.approx(shared), pytest.approx(shared - 0.25 / 0.2)]
-    assert adv[1] == [pytest.approx(shared - 0.15 / 0.2), pytest.approx(shared)]
+    assert adv[1] == [pytest.approx(shared), pytest.approx(shared - 0.15 / 0.2)]
 
     # a group's leave-one-out baseline replaces the EMA mean; the penalty is unchanged
     adv = advantages(0.8, spans_k, drawn, ran, weights, task, scale, baseline=0.7)

@@ -15,11 +15,10 @@ several side by side.  The first draw always happens, so a layer holds at least 
 operator.  :func:`greedy_layer` is the deterministic version used for evaluation: the
 most probable operators, in order, until the mass reaches the threshold.
 
-Early stop.  When Early-Stop is drawn it ends the network: if it is the only operator
-of its layer, that layer does not run and the network ends before it; otherwise the
-layer's other operators run and the network ends after them (:func:`split_stop`).  The
-first layer never offers Early-Stop (the caller masks it), so every network runs at
-least one operator.
+Early stop.  Early-Stop is not drawn with the other operators: before every layer
+after the first the controller decides, yes or no, whether to end the network there
+(:mod:`paragents.orchestration.controller`), so the layer that would have followed does
+not run, and every network runs at least one operator.
 
 Critical path.  Given the span of every operator that ran (its own critical path, in
 completion tokens by default or seconds), :func:`critical_path` is the sum over layers
@@ -45,7 +44,6 @@ __all__ = [
     "greedy_layer",
     "sample_layer",
     "sequential_path",
-    "split_stop",
 ]
 
 #: The operator that ends the network.
@@ -97,12 +95,6 @@ def greedy_layer(probs: Sequence[float], threshold: float) -> list[int]:
         if mass >= threshold - 1e-12:
             break
     return chosen
-
-
-def split_stop(names: Sequence[str]) -> tuple[tuple[str, ...], bool]:
-    """A sampled layer's operators to run, and whether the network ends with it."""
-    run = tuple(n for n in names if n != EARLY_STOP)
-    return run, len(run) < len(names)
 
 
 def critical_path(spans: Sequence[Sequence[float]]) -> float:

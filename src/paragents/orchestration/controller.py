@@ -13,14 +13,23 @@ layer's choice (a multi-hot vector over operators, zero before the first layer):
 
     h      = tanh(W_q q + W_p prev + E[l])
     logit  = (K o) . h / sqrt(H) + b[l, o]      for each operator o (K projects its embedding)
-    p      = softmax(logit)                     Early-Stop masked out in the first layer
+    stop   = sigmoid(logit of Early-Stop)       0 in the first layer
+    p      = softmax(logits of the other operators)
 
-and the layer's operators are drawn from ``p`` by the cumulative-probability threshold of
+Early-Stop is scored like any operator, from its description, but it is decided
+**apart** from the others: before every layer after the first, a yes/no draw with
+probability ``stop`` ends the network there (that layer does not run); otherwise the
+layer's operators are drawn from ``p`` by the cumulative-probability threshold of
 :func:`~paragents.orchestration.architecture.sample_layer` (greedily, by
-:func:`~paragents.orchestration.architecture.greedy_layer`, to evaluate).  Drawing Early-Stop
-ends the network.  :meth:`Controller.decide` returns the architecture with the log
-probability of every draw, ``log p_i - log(1 - mass drawn before i)`` (the probability
-of drawing ``i`` next without replacement), which policy gradient weighs.
+:func:`~paragents.orchestration.architecture.greedy_layer`, and stopping when
+``stop > 0.5``, to evaluate).  Keeping the stop apart matters: inside the threshold
+draw, a one-layer network would need Early-Stop to hold the whole threshold's mass of
+the second layer, so short networks would almost never be tried and never learned.
+
+:meth:`Controller.decide` returns the architecture with the log probability of every
+decision: for the Early-Stop gate ``log stop`` or ``log(1 - stop)``, and for an
+operator drawn ``log p_i - log(1 - mass drawn before i)`` (the probability of drawing
+``i`` next without replacement), which policy gradient weighs.
 
 Files.  Parameters are saved with :func:`save_controller` to a file whose name is the
 hash of the :class:`ControllerConfig` (operators, layers, sizes, threshold, and whatever
@@ -43,13 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architecture import (
-    EARLY_STOP,
-    Architecture,
-    greedy_layer,
-    sample_layer,
-    split_stop,
-)
+from .architecture import EARLY_STOP, Architecture, greedy_layer, sample_layer
 
 __all__ = ["Controller", "ControllerConfig", "Decision", "load_controller", "save_controller"]
 
@@ -85,8 +88,10 @@ class ControllerConfig:
 class Decision:
     """One query's sampled (or greedy) architecture.
 
-    ``drawn[l]`` are the operator positions drawn in layer ``l``, in draw order
-    (Early-Stop included); ``ran[l]`` the positions that ran, in ``arch[l]``'s order.
+    ``drawn[l]`` are the positions decided in layer ``l``: Early-Stop's (its gate,
+    whichever way it went) in every layer after the first, then the operators drawn, in
+    draw order; ``ran[l]`` the positions that ran, in ``arch[l]``'s order.  A network
+    that stopped has one more ``drawn`` entry than ``ran``: ``[early stop]``.
     """
 
     arch: Architecture
@@ -98,9 +103,10 @@ class Decision:
 class Decisions:
     """A batch of decisions with what policy gradient needs, as tensors.
 
-    ``log_probs[b, l, o]`` is the log probability of drawing operator ``o`` when it was
-    drawn in layer ``l`` of episode ``b`` (0 elsewhere); ``entropy[b]`` sums the entropy
-    of the distributions episode ``b`` drew from.
+    ``log_probs[b, l, o]`` is the log probability of the decision on ``o`` in layer ``l``
+    of episode ``b`` (for Early-Stop, of its gate's outcome; 0 where nothing was
+    decided); ``entropy[b]`` sums the entropy of the distributions episode ``b`` drew
+    from (operators and gate).
     """
 
     items: list[Decision]
@@ -137,17 +143,19 @@ class Controller(nn.Module):
         self.input_mean.copy_(x.mean(0))
         self.input_std.copy_(x.std(0).clamp_min(1e-3) if len(x) > 1 else torch.ones_like(self.input_std))
 
-    def forward(self, query: torch.Tensor, previous: torch.Tensor, layer: int) -> torch.Tensor:
-        """Operator probabilities, shape ``(batch, operators)``."""
+    def forward(self, query: torch.Tensor, previous: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Operator probabilities ``(batch, operators)``, Early-Stop's slot 0, and the
+        probability of stopping before this layer ``(batch,)``, 0 in the first."""
         query = (query - self.input_mean) / self.input_std / math.sqrt(self.config.embed_dim)
         h = torch.tanh(self.query(query) + self.previous(previous) + self.layer.weight[layer])
         keys = self.keys(self.operator_embeddings)
         logits = h @ keys.T / math.sqrt(self.config.hidden) + self.bias[layer]
-        if layer == 0:
-            mask = torch.zeros_like(logits)
-            mask[..., self.stop] = -math.inf
-            logits = logits + mask
-        return torch.softmax(logits, dim=-1)
+        stop_logit = logits[..., self.stop]
+        mask = torch.zeros_like(logits)
+        mask[..., self.stop] = -math.inf
+        probs = torch.softmax(logits + mask, dim=-1)
+        stop = torch.sigmoid(stop_logit) if layer else torch.zeros_like(stop_logit)
+        return probs, stop
 
     def decide(self, query_embeddings: np.ndarray | torch.Tensor, rng: random.Random | None) -> Decisions:
         """Architectures for a batch of queries ``(batch, embed_dim)``: sampled with
@@ -166,32 +174,39 @@ class Controller(nn.Module):
         for layer in range(depth):
             if not active:
                 break
-            probs = self(q[active], previous[active], layer)
-            entropy = entropy.index_add(
-                0, torch.tensor(active), -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
-            )
-            rows = probs.detach().tolist()
+            probs, stop = self(q[active], previous[active], layer)
+            plogp = -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
+            if layer:
+                plogp = plogp - stop * torch.log(stop.clamp_min(1e-12)) - (1 - stop) * torch.log((1 - stop).clamp_min(1e-12))
+            entropy = entropy.index_add(0, torch.tensor(active), plogp)
+            rows, stops = probs.detach().tolist(), stop.detach().tolist()
             before = np.zeros((len(active), k, k), dtype=np.float32)  # [row, o, j]: j drawn before o
             drawn_mask = np.zeros((len(active), k), dtype=np.float32)
+            stopped = np.zeros(len(active), dtype=bool)
             still = []
             for row, b in enumerate(active):
+                item = items[b]
+                if layer:
+                    drawn_mask[row, self.stop] = 1.0
+                    stopped[row] = rng.random() < stops[row] if rng is not None else stops[row] > 0.5
+                    if stopped[row]:
+                        item.drawn.append([self.stop])
+                        continue
                 p = rows[row]
                 drawn = sample_layer(p, self.config.threshold, rng) if rng is not None else greedy_layer(p, self.config.threshold)
                 for j, o in enumerate(drawn):
                     before[row, o, drawn[:j]] = 1.0
                     drawn_mask[row, o] = 1.0
-                run, stop = split_stop([names[i] for i in drawn])
-                item = items[b]
-                item.drawn.append(drawn)
-                if run:
-                    item.ran.append(sorted(i for i in drawn if i != self.stop))
-                    layers[b].append(tuple(sorted(run, key=names.index)))
-                    previous[b] = 0.0
-                    previous[b, item.ran[-1]] = 1.0
-                if run and not stop:
-                    still.append(b)
+                item.drawn.append(([self.stop] if layer else []) + drawn)
+                item.ran.append(sorted(drawn))
+                layers[b].append(tuple(names[i] for i in item.ran[-1]))
+                previous[b] = 0.0
+                previous[b, item.ran[-1]] = 1.0
+                still.append(b)
             mass_before = (torch.from_numpy(before) * probs.unsqueeze(1)).sum(-1)
             terms = torch.log(probs.clamp_min(1e-12)) - torch.log((1 - mass_before).clamp_min(1e-6))
+            gate = torch.where(torch.from_numpy(stopped), stop, 1 - stop)
+            terms[:, self.stop] = torch.log(gate.clamp_min(1e-12))
             log_probs[active, layer] = terms * torch.from_numpy(drawn_mask)
             active = still
         for item, arch in zip(items, layers, strict=True):

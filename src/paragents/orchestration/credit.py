@@ -11,7 +11,8 @@ where ``cost`` is the total tokens spent (in thousands) and ``CP`` the critical 
 default).  The reward is split in two parts with different owners:
 
 * the **task part** ``score - mu * cost`` belongs to every decision of the episode:
-  every operator drawn, in every layer, shares it;
+  every operator drawn, in every layer, and every Early-Stop gate (to go on or to stop)
+  share it, so a layer that added tokens but no accuracy pushes the gate towards stop;
 * the **latency part** ``lambda * CP`` is a sum of one term per layer,
   ``lambda * span(bottleneck of l)``, and each term is charged **only to that layer's
   bottleneck operator**: removing any other operator of the layer would not have
@@ -100,9 +101,9 @@ def advantages(
 ) -> list[list[float]]:
     """The advantage of each drawn operator, layer by layer.
 
-    ``drawn[l]`` are the positions (in the controller's operator list) drawn in layer
-    ``l``; ``ran[l]`` those that ran, in the order of ``spans_k[l]`` (their spans in
-    thousands of tokens).  Every drawn operator gets the centred task reward; the
+    ``drawn[l]`` are the positions (in the controller's operator list) decided in layer
+    ``l`` (operators drawn and the Early-Stop gate); ``ran[l]`` those that ran, in the order of ``spans_k[l]`` (their spans in
+    thousands of tokens).  Every decision gets the centred task reward; the
     bottleneck of each layer that ran also gets ``-lambda * span``.  Both are divided by
     ``scale.std``.  ``baseline``, when given, centres the task reward instead of
     ``task_baseline``'s mean (the leave-one-out mean of the same query's group).

@@ -50,7 +50,8 @@ The operators, in the fixed order of :data:`OPERATORS`:
                 disagreeing check is added as a candidate, other previous candidates
                 pass through.  With nothing to test it generates first; a code task
                 without public tests passes its candidates through untouched.
-``early_stop``  no call, no candidate: ends the network after this layer.
+``early_stop``  no call, no candidate: the controller's yes/no gate before a layer,
+                which ends the network there; it never runs in a graph.
 ==============  =========================================================================
 
 The model-facing text lives in ``prompts/*.md`` (:class:`string.Template` files), one
@@ -330,7 +331,7 @@ class Test(Operator):
 
 class EarlyStop(Operator):
     name = "early_stop"
-    description = "Ends the reasoning network after this layer, keeping the answer found so far."
+    description = "Ends the reasoning network here, keeping the answer the layers before found."
     stops = True
 
     async def _solve(self, state: LayerState, meter: _Meter) -> list[Candidate]:

@@ -77,5 +77,5 @@ class OperatorResult:
     completion_tokens: int = 0
     span_tokens: int = 0
     elapsed_s: float = 0.0
-    stop: bool = False  # Early-Stop: end the network after this layer
+    stop: bool = False  # Early-Stop: end the network here
     notes: tuple[str, ...] = field(default=())

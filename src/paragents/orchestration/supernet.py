@@ -23,8 +23,8 @@ tasks: ``layer`` and ``merge: True``).  The estimates are an operator task's one
 worth of completion tokens (``tokens_per_call_estimate``) and a duration of 1 (the unit:
 one model call), and 0 for a merge; with one agent as wide as the widest layer they
 order nothing.  Early-Stop never appears in a graph: an architecture already ends where
-it stopped (:func:`~paragents.orchestration.architecture.split_stop`), so an operator
-that stops is refused, as are unknown names, empty layers and a name twice in a layer.
+the controller stopped it, so an operator that stops is refused, as are unknown names,
+empty layers and a name twice in a layer.
 
 The merge rule (:func:`merge`).  The new state's candidates are every candidate of the
 layer's operators, in the layer's operator order.  The merged answer is chosen among
@@ -268,7 +268,7 @@ def _check(arch: Architecture, operators: Mapping[str, Operator]) -> None:
             if name == EARLY_STOP or operators[name].stops:
                 raise ValueError(
                     f"layer {number}: {name!r} stops the network and never runs in a graph; "
-                    "end the architecture before it (architecture.split_stop)"
+                    "end the architecture before it"
                 )
         if len(set(layer)) < len(layer):
             raise ValueError(f"layer {number} names an operator twice: {'+'.join(layer)}")
