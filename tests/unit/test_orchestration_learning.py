@@ -7,6 +7,7 @@ MiniLM, and the simulated benchmark's executor plays the operators.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import statistics
 from dataclasses import replace
@@ -23,6 +24,8 @@ from paragents.orchestration.architecture import (
     greedy_layer,
     sample_layer,
     sequential_path,
+    stop_chance,
+    threshold_range,
 )
 from paragents.orchestration.controller import (
     ControllerConfig,
@@ -82,6 +85,40 @@ def test_confident_probabilities_give_one_operator_and_spread_ones_give_several(
     assert greedy_layer([0.9, 0.05, 0.05], 0.8) == [0]
     assert greedy_layer([0.3, 0.3, 0.3, 0.1], 0.8) == [0, 1, 2]
     assert len(sample_layer([0.97, 0.01, 0.01, 0.01], 0.5, random.Random(3))) >= 1
+
+
+def test_random_threshold_draws_stop_inside_its_range() -> None:
+    rng = random.Random(4)
+    for _ in range(3000):
+        probs = _random_probs(rng, rng.randint(1, 9))
+        threshold, spread = rng.choice([0.5, 0.8]), rng.choice([0.1, 0.2, 0.3])
+        low, high = threshold_range(threshold, spread)
+        drawn = sample_layer(probs, threshold, random.Random(rng.random()), spread)
+        total = sum(probs)
+        mass = sum(probs[i] for i in drawn) / total
+        before_last = sum(probs[i] for i in drawn[:-1]) / total
+        positive = sum(1 for p in probs if p > 0)
+        assert mass >= low - 1e-9 or len(drawn) == positive
+        assert len(drawn) == 1 or before_last < high
+
+
+def test_stop_chance_is_the_threshold_falling_between_the_masses() -> None:
+    assert threshold_range(0.8, 0.2) == (pytest.approx(0.6), 1.0)
+    assert threshold_range(0.9, 0.3) == (pytest.approx(0.6), 1.0)
+    assert stop_chance(0.5, 0.7, 0.8, 0.2) == pytest.approx(0.25)
+    assert stop_chance(0.65, 0.9, 0.8, 0.2) == pytest.approx(0.625)
+    assert stop_chance(0.0, 1.0, 0.8, 0.2) == pytest.approx(1.0)
+    assert stop_chance(0.2, 0.5, 0.8, 0.2) == 0.0
+    # against the sampler: after drawing operator 0 (mass 0.7) first, how often it stops
+    rng, first, alone = random.Random(11), 0, 0
+    for _ in range(20000):
+        drawn = sample_layer([0.7, 0.2, 0.1], 0.8, rng, 0.2)
+        if drawn[0] == 0:
+            first += 1
+            alone += len(drawn) == 1
+    assert alone / first == pytest.approx(stop_chance(0.0, 0.7, 0.8, 0.2), abs=0.02)
+    with pytest.raises(ValueError, match="spread"):
+        threshold_range(0.8, -0.1)
 
 
 def test_sampler_rejects_bad_inputs() -> None:
@@ -153,6 +190,34 @@ def test_early_stop_gate_log_probability_is_its_outcomes() -> None:
                 if layer < len(item.ran):
                     previous = torch.zeros(1, len(OPS))
                     previous[0, item.ran[layer]] = 1.0
+
+
+def test_layer_size_log_probability_follows_the_random_threshold() -> None:
+    config = ControllerConfig(OPS, layers=3, hidden=16, threshold=0.8, spread=0.2, embed_dim=DIM)
+    controller = new_controller(config, np.random.default_rng(99).normal(size=(len(OPS), DIM)), 0)
+    queries = np.random.default_rng(8).normal(size=(60, DIM))
+    decisions = controller.decide(queries, random.Random(5))
+    assert decisions.size_log_probs.requires_grad, "the size term carries a gradient"
+    checked = 0
+    with torch.no_grad():
+        for b, item in enumerate(decisions.items):
+            previous = torch.zeros(1, len(OPS))
+            for layer in range(config.layers):
+                if layer >= len(item.ran):
+                    assert decisions.size_log_probs[b, layer] == 0, "no size where no layer ran"
+                    continue
+                probs, _ = controller(torch.as_tensor(queries[b:b + 1], dtype=torch.float32), previous, layer)
+                ops = [o for o in item.drawn[layer] if OPS[o] != EARLY_STOP]
+                after = float(probs[0, ops].sum())
+                before = after - float(probs[0, ops[-1]])
+                want = math.log(max(stop_chance(before, after, 0.8, 0.2), 1e-6))
+                assert float(decisions.size_log_probs[b, layer]) == pytest.approx(want, abs=1e-4)
+                checked += 1
+                previous = torch.zeros(1, len(OPS))
+                previous[0, item.ran[layer]] = 1.0
+    assert checked > 60
+    greedy = controller.decide(queries, None)
+    assert torch.count_nonzero(greedy.size_log_probs) == 0, "evaluation uses the fixed threshold"
 
 
 # ----------------------------------------------------------------- critical path and credit

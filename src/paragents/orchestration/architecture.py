@@ -15,6 +15,16 @@ several side by side.  The first draw always happens, so a layer holds at least 
 operator.  :func:`greedy_layer` is the deterministic version used for evaluation: the
 most probable operators, in order, until the mass reaches the threshold.
 
+A random threshold for training.  With a fixed threshold, how many operators a layer
+holds is a step function of the probabilities: raising the top operator's probability
+from 0.79 to 0.81 turns a two-operator layer into a one-operator layer, and policy
+gradient, which only sees the probability of the draws made, never learns of that
+jump.  So while training, each layer's threshold is drawn uniformly from ``threshold
++- spread`` (:func:`threshold_range`); the chance that the draws stopped where they did
+is then ``P(mass before the last draw < t <= mass after it)`` (:func:`stop_chance`), a
+smooth function of the probabilities, and its log joins the draws' log probability.
+Evaluation uses the fixed threshold.
+
 Early stop.  Early-Stop is not drawn with the other operators: before every layer
 after the first the controller decides, yes or no, whether to end the network there
 (:mod:`paragents.orchestration.controller`), so the layer that would have followed does
@@ -44,6 +54,8 @@ __all__ = [
     "greedy_layer",
     "sample_layer",
     "sequential_path",
+    "stop_chance",
+    "threshold_range",
 ]
 
 #: The operator that ends the network.
@@ -60,10 +72,22 @@ def _check_probs(probs: Sequence[float], threshold: float) -> None:
         raise ValueError("probabilities must be non-negative with a positive sum")
 
 
-def sample_layer(probs: Sequence[float], threshold: float, rng: random.Random) -> list[int]:
+def threshold_range(threshold: float, spread: float) -> tuple[float, float]:
+    """The interval a layer's threshold is drawn from: ``threshold +- spread`` within (0, 1]."""
+    if spread < 0:
+        raise ValueError(f"threshold spread must be >= 0, got {spread}")
+    return max(threshold - spread, 1e-6), min(threshold + spread, 1.0)
+
+
+def sample_layer(probs: Sequence[float], threshold: float, rng: random.Random, spread: float = 0.0) -> list[int]:
     """Operator indices drawn without replacement, in draw order, until their total
-    probability reaches ``threshold`` (at least one; zero-probability ones never)."""
+    probability reaches the threshold (at least one; zero-probability ones never).
+
+    With ``spread`` the threshold is first drawn uniformly from
+    :func:`threshold_range`; see :func:`stop_chance` for why."""
     _check_probs(probs, threshold)
+    if spread:
+        threshold = rng.uniform(*threshold_range(threshold, spread))
     total = float(sum(probs))
     left = {i: p / total for i, p in enumerate(probs) if p > 0}
     chosen: list[int] = []
@@ -79,6 +103,13 @@ def sample_layer(probs: Sequence[float], threshold: float, rng: random.Random) -
         chosen.append(pick)
         mass += left.pop(pick)
     return chosen
+
+
+def stop_chance(before: float, after: float, threshold: float, spread: float) -> float:
+    """P(a draw whose mass went from ``before`` to ``after`` was the layer's last), with
+    the threshold uniform on :func:`threshold_range`: ``P(before < t <= after)``."""
+    low, high = threshold_range(threshold, spread)
+    return max(min(after, high) - max(before, low), 0.0) / (high - low)
 
 
 def greedy_layer(probs: Sequence[float], threshold: float) -> list[int]:

@@ -27,9 +27,13 @@ draw, a one-layer network would need Early-Stop to hold the whole threshold's ma
 the second layer, so short networks would almost never be tried and never learned.
 
 :meth:`Controller.decide` returns the architecture with the log probability of every
-decision: for the Early-Stop gate ``log stop`` or ``log(1 - stop)``, and for an
-operator drawn ``log p_i - log(1 - mass drawn before i)`` (the probability of drawing
-``i`` next without replacement), which policy gradient weighs.
+decision: for the Early-Stop gate ``log stop`` or ``log(1 - stop)``; for an operator
+drawn ``log p_i - log(1 - mass drawn before i)`` (the probability of drawing ``i`` next
+without replacement); and, when sampling with a threshold ``spread``, for each layer's
+size the log chance that a threshold drawn from ``threshold +- spread`` stopped the
+draws where they stopped (:func:`~paragents.orchestration.architecture.stop_chance`,
+computed here on the probabilities so that its gradient flows).  Policy gradient
+weighs them all.
 
 Files.  Parameters are saved with :func:`save_controller` to a file whose name is the
 hash of the :class:`ControllerConfig` (operators, layers, sizes, threshold, and whatever
@@ -52,19 +56,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architecture import EARLY_STOP, Architecture, greedy_layer, sample_layer
+from .architecture import (
+    EARLY_STOP,
+    Architecture,
+    greedy_layer,
+    sample_layer,
+    threshold_range,
+)
 
 __all__ = ["Controller", "ControllerConfig", "Decision", "load_controller", "save_controller"]
 
 
 @dataclass(frozen=True, slots=True)
 class ControllerConfig:
-    """Everything that shapes a controller's parameters; ``tags`` name what it was trained for."""
+    """Everything that shapes a controller's parameters; ``tags`` name what it was trained for.
+
+    ``spread`` randomises the threshold while sampling (training); evaluation uses
+    ``threshold`` itself."""
 
     operators: tuple[str, ...]
     layers: int = 4
     hidden: int = 64
     threshold: float = 0.5
+    spread: float = 0.0
     embed_dim: int = 384
     tags: tuple[tuple[str, str], ...] = ()
 
@@ -77,6 +91,7 @@ class ControllerConfig:
             raise ValueError("layers and hidden must be >= 1")
         if not 0 < self.threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        threshold_range(self.threshold, self.spread)
 
     def key(self) -> str:
         """A short stable hash of the configuration: the parameter file's name."""
@@ -105,13 +120,16 @@ class Decisions:
 
     ``log_probs[b, l, o]`` is the log probability of the decision on ``o`` in layer ``l``
     of episode ``b`` (for Early-Stop, of its gate's outcome; 0 where nothing was
-    decided); ``entropy[b]`` sums the entropy of the distributions episode ``b`` drew
-    from (operators and gate).
+    decided); ``size_log_probs[b, l]`` the log probability that layer ``l``'s draws
+    stopped where they did (a sampled threshold with a spread; else 0);
+    ``entropy[b]`` sums the entropy of the distributions episode ``b`` drew from
+    (operators and gate).
     """
 
     items: list[Decision]
     log_probs: torch.Tensor
     entropy: torch.Tensor
+    size_log_probs: torch.Tensor
 
 
 class Controller(nn.Module):
@@ -168,6 +186,9 @@ class Controller(nn.Module):
         items = [Decision(arch=()) for _ in range(batch)]
         layers: list[list[tuple[str, ...]]] = [[] for _ in range(batch)]
         log_probs = torch.zeros(batch, depth, k)
+        size_log_probs = torch.zeros(batch, depth)
+        spread = self.config.spread if rng is not None else 0.0
+        low, high = threshold_range(self.config.threshold, spread)
         entropy = torch.zeros(batch)
         previous = torch.zeros(batch, k)
         active = list(range(batch))
@@ -182,6 +203,8 @@ class Controller(nn.Module):
             rows, stops = probs.detach().tolist(), stop.detach().tolist()
             before = np.zeros((len(active), k, k), dtype=np.float32)  # [row, o, j]: j drawn before o
             drawn_mask = np.zeros((len(active), k), dtype=np.float32)
+            ops_mask = np.zeros((len(active), k), dtype=np.float32)  # operators drawn
+            last_mask = np.zeros((len(active), k), dtype=np.float32)  # the last one drawn
             stopped = np.zeros(len(active), dtype=bool)
             still = []
             for row, b in enumerate(active):
@@ -193,10 +216,15 @@ class Controller(nn.Module):
                         item.drawn.append([self.stop])
                         continue
                 p = rows[row]
-                drawn = sample_layer(p, self.config.threshold, rng) if rng is not None else greedy_layer(p, self.config.threshold)
+                if rng is not None:
+                    drawn = sample_layer(p, self.config.threshold, rng, spread)
+                else:
+                    drawn = greedy_layer(p, self.config.threshold)
                 for j, o in enumerate(drawn):
                     before[row, o, drawn[:j]] = 1.0
                     drawn_mask[row, o] = 1.0
+                    ops_mask[row, o] = 1.0
+                last_mask[row, drawn[-1]] = 1.0
                 item.drawn.append(([self.stop] if layer else []) + drawn)
                 item.ran.append(sorted(drawn))
                 layers[b].append(tuple(names[i] for i in item.ran[-1]))
@@ -208,10 +236,16 @@ class Controller(nn.Module):
             gate = torch.where(torch.from_numpy(stopped), stop, 1 - stop)
             terms[:, self.stop] = torch.log(gate.clamp_min(1e-12))
             log_probs[active, layer] = terms * torch.from_numpy(drawn_mask)
+            if spread:
+                after = (probs * torch.from_numpy(ops_mask)).sum(-1)
+                last = after - (probs * torch.from_numpy(last_mask)).sum(-1)
+                chance = (torch.minimum(after, torch.tensor(high)) - torch.clamp(last, min=low)) / (high - low)
+                ran = torch.from_numpy(ops_mask.any(-1).astype(np.float32))
+                size_log_probs[active, layer] = torch.log(chance.clamp_min(1e-6)) * ran
             active = still
         for item, arch in zip(items, layers, strict=True):
             item.arch = tuple(arch)
-        return Decisions(items, log_probs, entropy)
+        return Decisions(items, log_probs, entropy, size_log_probs)
 
 
 def save_controller(controller: Controller, directory: Path, extra: Mapping[str, Any] | None = None) -> Path:

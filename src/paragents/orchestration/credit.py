@@ -11,24 +11,26 @@ where ``cost`` is the total tokens spent (in thousands) and ``CP`` the critical 
 default).  The reward is split in two parts with different owners:
 
 * the **task part** ``score - mu * cost`` belongs to every decision of the episode:
-  every operator drawn, in every layer, and every Early-Stop gate (to go on or to stop)
-  share it, so a layer that added tokens but no accuracy pushes the gate towards stop;
+  every operator drawn, in every layer, every Early-Stop gate (to go on or to stop) and
+  every layer's size (where its draws stopped) share it, so a layer that added tokens
+  but no accuracy pushes the gate towards stop (:func:`shared_advantage`);
 * the **latency part** ``lambda * CP`` is a sum of one term per layer,
   ``lambda * span(bottleneck of l)``, and each term is charged **only to that layer's
   bottleneck operator**: removing any other operator of the layer would not have
   shortened the run, so it gets no latency blame (critical-path credit assignment).
 
 Normalisation.  Rewards drift as the policy learns, so the task part is centred on an
-exponential moving average of itself, and both parts are divided by the EMA of the
-whole reward's standard deviation (the one normaliser of the reward's scale).  When the
-trainer samples several architectures for the same query, the task part is instead
+exponential moving average of itself, and both parts are divided by the ``scale`` EMA's
+standard deviation (the one normaliser of the reward's scale; the trainer feeds it the
+spread of what the choices changed, see :mod:`~paragents.orchestration.trainer`).  When
+the trainer samples several architectures for the same query, the task part is instead
 centred on the mean task reward of the *other* architectures drawn for that query
 (leave-one-out): a query's difficulty moves every architecture's score together, and a
-per-query baseline removes that variance, leaving only what the choice changed.  :class:`Ema` is the recurrence
-``m_t = d * m_{t-1} + (1 - d) * x_t`` (``m_1 = x_1``), with the variance tracked the
-same way around the updated mean; it is updated once per batch, with the batch's mean
-and variance, *after* the batch's advantages were computed (an episode is never its
-own baseline).
+per-query baseline removes that variance, leaving only what the choice changed.
+:class:`Ema` is the recurrence ``m_t = d * m_{t-1} + (1 - d) * x_t`` (``m_1 = x_1``),
+with the variance tracked the same way around the updated mean; it is updated once per
+batch, with the batch's mean and variance, *after* the batch's advantages were computed
+(an episode is never its own baseline).
 
 This module is pure arithmetic: no torch, no I/O.
 """
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 
 from .architecture import bottlenecks
 
-__all__ = ["Ema", "Weights", "advantages", "reward"]
+__all__ = ["Ema", "Weights", "advantages", "reward", "shared_advantage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,19 @@ class Ema:
         return math.sqrt(self.var) if self.var > 1e-12 else 1.0
 
 
+def shared_advantage(task_reward: float, task_baseline: Ema, scale: Ema, baseline: float | None = None) -> float:
+    """The centred, scaled task reward every decision of the episode shares: minus
+    ``baseline`` when given (the group's leave-one-out mean), else minus the EMA mean
+    (0 before the first update), divided by ``scale.std``."""
+    if baseline is not None:
+        shared = task_reward - baseline
+    elif task_baseline.count:
+        shared = task_reward - task_baseline.mean
+    else:
+        shared = 0.0  # no baseline yet: the first batch only sets the averages
+    return shared / scale.std
+
+
 def advantages(
     task_reward: float,
     spans_k: Sequence[Sequence[float]],
@@ -108,16 +123,11 @@ def advantages(
     ``scale.std``.  ``baseline``, when given, centres the task reward instead of
     ``task_baseline``'s mean (the leave-one-out mean of the same query's group).
     """
-    if baseline is not None:
-        shared = task_reward - baseline
-    elif task_baseline.count:
-        shared = task_reward - task_baseline.mean
-    else:
-        shared = 0.0  # no baseline yet: the first batch only sets the averages
+    shared = shared_advantage(task_reward, task_baseline, scale, baseline)
     out: list[list[float]] = []
     slow = bottlenecks(spans_k)
     for layer, ops in enumerate(drawn):
-        adv = [shared / scale.std] * len(ops)
+        adv = [shared] * len(ops)
         if layer < len(ran) and slow[layer] is not None:
             who = ran[layer][slow[layer]]
             penalty = weights.lam * spans_k[layer][slow[layer]] / scale.std

@@ -9,15 +9,21 @@ sample an architecture for each
 the executor (episodes of a batch run concurrently, up to ``concurrency`` at once), and
 takes one Adam step on
 
-    loss = - mean over episodes of  sum over draws  advantage(draw) * log p(draw)
+    loss = - mean over episodes of  sum over decisions  advantage(decision) * log p(decision)
            - entropy_bonus * entropy
 
-where the advantages come from :func:`~paragents.orchestration.credit.advantages`:
-the centred task reward ``score - mu * cost`` for every draw, and the latency
-penalty ``lambda * span`` for each layer's bottleneck only, both divided by the EMA of
-the reward's standard deviation.  The task reward is centred on the leave-one-out mean
-of the other episodes of its query's group when ``group > 1``, else on its EMA.  The
-two EMAs are updated with the batch's statistics after the step.  The learning rate
+where the decisions are the operators drawn, the Early-Stop gates and each layer's size
+(where its draws stopped, under the randomised threshold; see
+:mod:`~paragents.orchestration.architecture`), and the advantages come from
+:mod:`~paragents.orchestration.credit`: the centred task reward ``score - mu * cost``
+for every decision, and the latency penalty ``lambda * span`` for each layer's
+bottleneck only, both divided by the EMA of the standard deviation of the centred
+reward.  The task reward is centred on the leave-one-out mean of the other episodes of
+its query's group when ``group > 1``, else on its EMA; the scale then follows the whole
+reward minus its own leave-one-out mean (what the choices changed, not how hard the
+queries were: divided by the spread between queries, the signal would be small next to
+the entropy bonus), else the whole reward.  The two EMAs are updated with the
+batch's statistics after the step.  The learning rate
 decays linearly to ``lr * lr_end`` over the run, and the entropy bonus likewise to
 ``entropy_bonus * entropy_end``: explore early, settle late.
 
@@ -54,7 +60,7 @@ import torch
 
 from .architecture import Architecture, critical_path, sequential_path
 from .controller import Controller, ControllerConfig
-from .credit import Ema, Weights, advantages, reward
+from .credit import Ema, Weights, advantages, reward, shared_advantage
 from .simulated import Episode
 from .state import Query
 
@@ -204,6 +210,7 @@ async def train(
         episodes = await _episodes(executor, jobs, config.concurrency)
         task_rewards, rewards, cps, costs = [], [], [], []
         adv = np.zeros(tuple(decisions.log_probs.shape), dtype=np.float32)
+        size_adv = np.zeros(tuple(decisions.size_log_probs.shape), dtype=np.float32)
         for episode in episodes:
             cost_k, cp_k = episode.cost / 1000, episode_cp(episode, config.sequential) / 1000
             task_rewards.append(episode.score - weights.mu * cost_k)
@@ -211,26 +218,32 @@ async def train(
             cps.append(cp_k)
             costs.append(cost_k)
         g = config.group
+        centred = []
         for b, (decision, episode) in enumerate(zip(decisions.items, episodes, strict=True)):
             baseline = None
             if g > 1:
                 start = b - b % g
                 baseline = (sum(task_rewards[start:start + g]) - task_rewards[b]) / (g - 1)
+                centred.append(rewards[b] - (sum(rewards[start:start + g]) - rewards[b]) / (g - 1))
             spans_k = [[s / 1000 for s in layer] for layer in episode.spans]
             per_layer = advantages(task_rewards[b], spans_k, decision.drawn, decision.ran, weights, state.task,
                                    state.scale, baseline)
             for layer, (drawn, values) in enumerate(zip(decision.drawn, per_layer, strict=True)):
                 adv[b, layer, drawn] = values
+            size_adv[b] = shared_advantage(task_rewards[b], state.task, state.scale, baseline)
         done = config.progress(state.step)
         bonus = config.entropy_bonus * (1 + (config.entropy_end - 1) * done)
         for param_group in optim.param_groups:
             param_group["lr"] = config.lr * (1 + (config.lr_end - 1) * done)
-        loss = -(torch.from_numpy(adv) * decisions.log_probs).sum() - bonus * decisions.entropy.sum()
+        loss = (-(torch.from_numpy(adv) * decisions.log_probs).sum()
+                - (torch.from_numpy(size_adv) * decisions.size_log_probs).sum()
+                - bonus * decisions.entropy.sum())
         optim.zero_grad()
         (loss / len(batch)).backward()
         optim.step()
         state.task.update(statistics.fmean(task_rewards), statistics.pvariance(task_rewards))
-        state.scale.update(statistics.fmean(rewards), statistics.pvariance(rewards))
+        spread = centred if g > 1 else rewards
+        state.scale.update(statistics.fmean(spread), statistics.pvariance(spread))
         state.step += 1
         log = StepLog(state.step, statistics.fmean(rewards), statistics.fmean(e.score for e in episodes),
                       statistics.fmean(costs), statistics.fmean(cps))
