@@ -74,6 +74,7 @@ class OrchestrateOptions:
     backend: Literal["local", "openai"] = "local"
     layers: int = 4
     threshold: float = field(default_factory=lambda: SimSettings().threshold)
+    spread: float = field(default_factory=lambda: SimSettings().spread)
     train: TrainConfig = field(default_factory=lambda: SimSettings().train)
     arm: Literal["latency_aware", "latency_agnostic"] = "latency_aware"
     limit: int | None = None
@@ -94,7 +95,8 @@ class OrchestrateOptions:
         w = self.train.weights
         tags = (("benchmark", self.benchmark), ("backend", self.backend if self.benchmark != "simulated" else "-"),
                 ("arm", self.arm), ("mu", repr(w.mu)), ("lambda", repr(w.lam)), ("seed", str(self.train.seed)))
-        return ControllerConfig(tuple(descriptions()), layers=self.layers, threshold=self.threshold, tags=tags)
+        return ControllerConfig(tuple(descriptions()), layers=self.layers, threshold=self.threshold,
+                                spread=self.spread, tags=tags)
 
 
 def parse_architecture(text: str) -> Architecture:

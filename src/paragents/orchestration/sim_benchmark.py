@@ -24,7 +24,9 @@ Training scores episodes by their exact probability of being right
 (``SimExecutor(expected_score=True)``): the same expectation as the 0/1 score with less
 variance, so an arm trains in about a minute on two cores.  Defaults
 (:class:`SimSettings`): a threshold of 0.8, so that a spread distribution runs several
-operators side by side (a low threshold rarely draws more than one or two); each step
+operators side by side (a low threshold rarely draws more than one or two), drawn from
+0.6 to 1.0 while training (``spread`` 0.2, so that the size of a layer is learned too,
+see :mod:`~paragents.orchestration.architecture`); each step
 samples 8 architectures for each of 16 queries, centred on their query's leave-one-out
 mean; 1200 steps at a learning rate of 0.001 (a faster rate settles sooner on wider,
 slower layers); ``mu = 0.02`` per thousand tokens spent and ``lambda = 0.01`` per
@@ -91,6 +93,7 @@ class SimSettings:
     test_queries: int = 300
     layers: int = 4
     threshold: float = 0.8
+    spread: float = 0.2
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=1200, batch=128, group=8, lr=0.001, entropy_bonus=0.05, weights=Weights(0.02, 0.01)))
 
@@ -141,7 +144,7 @@ def run_seed(seed: int, settings: SimSettings, embed: Callable[[list[str]], np.n
     fronts = [model.pareto_front(d, settings.layers) for d in range(len(DIFFICULTIES))]
     out: dict[str, Any] = {"seed": seed, "arms": {}}
     for arm, sequential in (("latency_aware", False), ("latency_agnostic", True)):
-        config = ControllerConfig(names, layers=settings.layers, threshold=settings.threshold,
+        config = ControllerConfig(names, layers=settings.layers, threshold=settings.threshold, spread=settings.spread,
                                   tags=(("benchmark", "simulated"), ("arm", arm), ("seed", str(seed))))
         controller = new_controller(config, operator_vectors, seed)
         controller.standardise(np.stack([embeddings[q.id] for q in train_q]))
