@@ -139,10 +139,12 @@ def test_controller_decisions_respect_early_stop_and_never_leave_an_empty_layer(
     stop = OPS.index(EARLY_STOP)
     for threshold in (0.3, 0.8):
         controller = _controller(threshold)
-        with torch.no_grad():
-            controller.bias[1:, stop] = -0.5  # stop before about 4 layers in 10
         queries = np.random.default_rng(5).normal(size=(200, DIM))
         for rng in (random.Random(7), None):
+            with torch.no_grad():
+                # sampled: stop before about 4 layers in 10; greedy: p_stop near 0.5,
+                # so that the queries fall on both sides of it
+                controller.bias[1:, stop] = -0.5 if rng is not None else 0.0
             decisions = controller.decide(queries, rng)
             depths = set()
             for item in decisions.items:
@@ -150,7 +152,7 @@ def test_controller_decisions_respect_early_stop_and_never_leave_an_empty_layer(
                 assert item.arch and all(len(layer) >= 1 for layer in item.arch)
                 assert len(item.arch) == len(item.ran) <= len(item.drawn) <= controller.config.layers
                 depths.add(len(item.arch))
-                for layer, drawn in enumerate(item.drawn[1:], start=1):
+                for drawn in item.drawn[1:]:
                     assert drawn[0] == stop and stop not in drawn[1:], "the gate is decided first, once"
                 if len(item.drawn) > len(item.ran):
                     assert item.drawn[-1] == [stop], "a stopped network runs nothing after the stop"
@@ -160,7 +162,16 @@ def test_controller_decisions_respect_early_stop_and_never_leave_an_empty_layer(
             if rng is not None:
                 assert len(depths) > 2, "sampled networks end at several depths"
             else:
-                assert len(depths) == 1, "greedy decisions of one policy stop at one depth here"
+                assert 1 in depths and controller.config.layers in depths, "greedy both stops and goes on"
+                with torch.no_grad():
+                    for b, item in enumerate(decisions.items):
+                        for layer in range(1, len(item.drawn)):
+                            previous = torch.zeros(1, len(OPS))
+                            previous[0, item.ran[layer - 1]] = 1.0
+                            _, p_stop = controller(torch.as_tensor(queries[b:b + 1], dtype=torch.float32),
+                                                   previous, layer)
+                            stopped = layer == len(item.ran)
+                            assert stopped == (float(p_stop) > 0.5), "greedy stops exactly when p_stop > 0.5"
             # log probabilities are set exactly where something was decided
             nonzero = decisions.log_probs != 0
             for b, item in enumerate(decisions.items):

@@ -203,8 +203,7 @@ class Controller(nn.Module):
             rows, stops = probs.detach().tolist(), stop.detach().tolist()
             before = np.zeros((len(active), k, k), dtype=np.float32)  # [row, o, j]: j drawn before o
             drawn_mask = np.zeros((len(active), k), dtype=np.float32)
-            ops_mask = np.zeros((len(active), k), dtype=np.float32)  # operators drawn
-            last_mask = np.zeros((len(active), k), dtype=np.float32)  # the last one drawn
+            last_mask = np.zeros((len(active), k), dtype=np.float32)  # the operator drawn last
             stopped = np.zeros(len(active), dtype=bool)
             still = []
             for row, b in enumerate(active):
@@ -223,7 +222,6 @@ class Controller(nn.Module):
                 for j, o in enumerate(drawn):
                     before[row, o, drawn[:j]] = 1.0
                     drawn_mask[row, o] = 1.0
-                    ops_mask[row, o] = 1.0
                 last_mask[row, drawn[-1]] = 1.0
                 item.drawn.append(([self.stop] if layer else []) + drawn)
                 item.ran.append(sorted(drawn))
@@ -236,12 +234,13 @@ class Controller(nn.Module):
             gate = torch.where(torch.from_numpy(stopped), stop, 1 - stop)
             terms[:, self.stop] = torch.log(gate.clamp_min(1e-12))
             log_probs[active, layer] = terms * torch.from_numpy(drawn_mask)
-            if spread:
-                after = (probs * torch.from_numpy(ops_mask)).sum(-1)
-                last = after - (probs * torch.from_numpy(last_mask)).sum(-1)
-                chance = (torch.minimum(after, torch.tensor(high)) - torch.clamp(last, min=low)) / (high - low)
-                ran = torch.from_numpy(ops_mask.any(-1).astype(np.float32))
-                size_log_probs[active, layer] = torch.log(chance.clamp_min(1e-6)) * ran
+            if spread:  # stop_chance of the last draw: mass after it, and before it
+                last = torch.from_numpy(last_mask)
+                after = (probs * torch.from_numpy(drawn_mask)).sum(-1)  # Early-Stop's p is 0
+                last_before = after - (probs * last).sum(-1)
+                # torch.minimum splits the gradient where after == high (every operator drawn)
+                chance = (torch.minimum(after, torch.tensor(high)) - torch.clamp(last_before, min=low)) / (high - low)
+                size_log_probs[active, layer] = torch.log(chance.clamp_min(1e-6)) * last.sum(-1)
             active = still
         for item, arch in zip(items, layers, strict=True):
             item.arch = tuple(arch)

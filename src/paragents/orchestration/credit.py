@@ -117,10 +117,10 @@ def advantages(
     """The advantage of each drawn operator, layer by layer.
 
     ``drawn[l]`` are the positions (in the controller's operator list) decided in layer
-    ``l`` (operators drawn and the Early-Stop gate); ``ran[l]`` those that ran, in the order of ``spans_k[l]`` (their spans in
-    thousands of tokens).  Every decision gets the centred task reward; the
-    bottleneck of each layer that ran also gets ``-lambda * span``.  Both are divided by
-    ``scale.std``.  ``baseline``, when given, centres the task reward instead of
+    ``l`` (operators drawn and the Early-Stop gate); ``ran[l]`` those that ran, in the
+    order of ``spans_k[l]`` (their spans in thousands of tokens).  Every decision gets
+    the centred task reward; the bottleneck of each layer that ran also gets
+    ``-lambda * span``.  Both are divided by ``scale.std``.  ``baseline``, when given, centres the task reward instead of
     ``task_baseline``'s mean (the leave-one-out mean of the same query's group).
     """
     shared = shared_advantage(task_reward, task_baseline, scale, baseline)

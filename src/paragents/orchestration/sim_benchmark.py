@@ -28,10 +28,10 @@ operators side by side (a low threshold rarely draws more than one or two), draw
 0.6 to 1.0 while training (``spread`` 0.2, so that the size of a layer is learned too,
 see :mod:`~paragents.orchestration.architecture`); each step
 samples 8 architectures for each of 16 queries, centred on their query's leave-one-out
-mean; 1200 steps at a learning rate of 0.001 (a faster rate settles sooner on wider,
-slower layers); ``mu = 0.02`` per thousand tokens spent and ``lambda = 0.01`` per
+mean; 1200 steps at a learning rate of 0.001 (faster rates more often settled on wider,
+slower layers here); ``mu = 0.02`` per thousand tokens spent and ``lambda = 0.01`` per
 thousand tokens of critical path, small enough that the latency-aware arm stays within
-about a point of the baseline's accuracy (0.02 costs it about 1.4 points).
+about a point of the baseline's accuracy.
 """
 
 from __future__ import annotations

@@ -21,8 +21,7 @@ bottleneck only, both divided by the EMA of the standard deviation of the centre
 reward.  The task reward is centred on the leave-one-out mean of the other episodes of
 its query's group when ``group > 1``, else on its EMA; the scale then follows the whole
 reward minus its own leave-one-out mean (what the choices changed, not how hard the
-queries were: divided by the spread between queries, the signal would be small next to
-the entropy bonus), else the whole reward.  The two EMAs are updated with the
+queries were, which no choice changes), else the whole reward.  The two EMAs are updated with the
 batch's statistics after the step.  The learning rate
 decays linearly to ``lr * lr_end`` over the run, and the entropy bonus likewise to
 ``entropy_bonus * entropy_end``: explore early, settle late.
@@ -180,6 +179,12 @@ async def _episodes(executor: Executor, jobs: Sequence[tuple[Query, Architecture
     return [t.result() for t in tasks]
 
 
+def _others_mean(values: Sequence[float], b: int, group: int) -> float:
+    """Mean of the other values of ``b``'s group (groups are ``group`` consecutive values)."""
+    start = b - b % group
+    return (sum(values[start:start + group]) - values[b]) / (group - 1)
+
+
 async def train(
     controller: Controller,
     executor: Executor,
@@ -222,9 +227,8 @@ async def train(
         for b, (decision, episode) in enumerate(zip(decisions.items, episodes, strict=True)):
             baseline = None
             if g > 1:
-                start = b - b % g
-                baseline = (sum(task_rewards[start:start + g]) - task_rewards[b]) / (g - 1)
-                centred.append(rewards[b] - (sum(rewards[start:start + g]) - rewards[b]) / (g - 1))
+                baseline = _others_mean(task_rewards, b, g)
+                centred.append(rewards[b] - _others_mean(rewards, b, g))
             spans_k = [[s / 1000 for s in layer] for layer in episode.spans]
             per_layer = advantages(task_rewards[b], spans_k, decision.drawn, decision.ran, weights, state.task,
                                    state.scale, baseline)
@@ -242,8 +246,8 @@ async def train(
         (loss / len(batch)).backward()
         optim.step()
         state.task.update(statistics.fmean(task_rewards), statistics.pvariance(task_rewards))
-        spread = centred if g > 1 else rewards
-        state.scale.update(statistics.fmean(spread), statistics.pvariance(spread))
+        scaled = centred if g > 1 else rewards
+        state.scale.update(statistics.fmean(scaled), statistics.pvariance(scaled))
         state.step += 1
         log = StepLog(state.step, statistics.fmean(rewards), statistics.fmean(e.score for e in episodes),
                       statistics.fmean(costs), statistics.fmean(cps))
