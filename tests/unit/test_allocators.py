@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import pytest
 from hypothesis import assume, given
@@ -56,6 +57,7 @@ def demand_sets(draw: st.DrawFn, max_agents: int = 12, max_min: float = 0.5) -> 
             rate=draw(st.floats(0.0, 100.0)),
             backlog=draw(st.integers(0, 50)),
             service_rate=draw(st.floats(0.1, 50.0)),
+            oldest_wait=draw(st.floats(0.0, 30.0)),
         )
         for i in range(n)
     ]
@@ -187,6 +189,25 @@ def test_adaptive_weighs_a_long_queue_by_its_length_as_well_as_its_demand():
     assert plain == pytest.approx({"short": 0.2 + 0.6 / 5, "long": 0.2 + 0.6 * 4 / 5})
 
 
+def test_adaptive_serves_first_the_queue_whose_oldest_request_waited_past_the_delay_scale():
+    # Equal in everything but the wait of their oldest request: the delay factor
+    # 1 + (wait / 0.2)^2 is 1 + 0.25 = 1.25 at 0.1 s and 1 + 4 = 5 at 0.4 s, so the
+    # surplus 0.8 goes 1.25 : 5; without the delay factor it splits evenly.
+    demands = [
+        AgentDemand("fresh", 0.1, 1, rate=10.0, backlog=2, service_rate=50.0, oldest_wait=0.1),
+        AgentDemand("stale", 0.1, 1, rate=10.0, backlog=2, service_rate=50.0, oldest_wait=0.4),
+    ]
+    shares = Adaptive().allocate(demands, 1.0, 0)
+    assert shares == pytest.approx({"fresh": 0.1 + 0.8 * 1.25 / 6.25, "stale": 0.1 + 0.8 * 5 / 6.25})
+    assert Adaptive(delay_scale=None).allocate(demands, 1.0, 0) == pytest.approx({"fresh": 0.5, "stale": 0.5})
+    # Waits well under the scale leave the c-mu split almost as it is.
+    quick = [replace(d, oldest_wait=0.001 * (i + 1)) for i, d in enumerate(demands)]
+    assert Adaptive().allocate(quick, 1.0, 0)["stale"] == pytest.approx(0.5, abs=1e-4)
+    for bad in (0.0, -1.0, math.inf):
+        with pytest.raises(AllocationError, match="delay_scale"):
+            Adaptive(delay_scale=bad)
+
+
 def test_adaptive_on_the_serverless_agents_with_one_of_them_idle():
     # The scenario's agents as the simulator shows them: nlp has no work, so it claims no
     # minimum and its 0.3 is the surplus.  d = (rate * min + backlog) / priority:
@@ -309,6 +330,8 @@ def test_no_agents_gets_an_empty_allocation(allocator):
         ([AgentDemand("a", 0.1, 1, -1.0)], 1.0),
         ([AgentDemand("a", 0.1, 1, 1.0, backlog=-1)], 1.0),
         ([AgentDemand("a", 0.1, 1, 1.0, service_rate=0.0)], 1.0),
+        ([AgentDemand("a", 0.1, 1, 1.0, oldest_wait=-0.1)], 1.0),
+        ([AgentDemand("a", 0.1, 1, 1.0, oldest_wait=math.nan)], 1.0),
         ([AgentDemand("a", 0.1, 1, 1.0)], -1.0),
         ([AgentDemand("a", 0.1, 1, 1.0)], math.inf),
     ],

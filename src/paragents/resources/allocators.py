@@ -49,9 +49,16 @@ The allocators:
     finishes ``service_rate_i`` requests per second at agent ``i`` (the c-mu rule: it
     removes the most waiting at the fastest server), and each request finished moves the
     ``backlog_i`` behind it forward (long queues, where the tail forms, gain more); the
-    service rate alone would trade p99 for mean.  ``benchmarks/gpu_allocation.py``
-    measures it on the serverless GPU scenario.  ``Adaptive(service_aware=False)``
-    divides the surplus in proportion to ``d_i`` alone.
+    service rate alone would trade p99 for mean.  With a ``delay_scale`` ``tau`` (the
+    default is 0.2 s, the serverless scenario's SLA) each ``w_i`` is further multiplied by
+    ``1 + (oldest_wait_i / tau)^2``, the generalized c-mu rule (Van Mieghem, 1995) for
+    the delay cost ``C(a) = a + a^3 / (3 tau^2)``: the index of a queue is its service
+    rate times the marginal cost ``C'(a)`` of its oldest request's wait ``a``.  A wait
+    well under ``tau`` costs linearly (the plain c-mu split, which minimises the mean);
+    one past ``tau`` grows as its square, so a queue whose head has waited long is served
+    before its tail becomes the p99.  ``benchmarks/gpu_allocation.py`` measures it on the
+    serverless GPU scenario.  ``Adaptive(service_aware=False)`` divides the surplus in
+    proportion to ``d_i`` alone.
 ``auction`` (:class:`Auction`)
     Each agent bids ``(base_bid + backlog_i) / priority_level_i``.  After the minimums,
     the surplus goes either in proportion to the bids (``mode="proportional"``, a
@@ -126,6 +133,7 @@ class AgentDemand:
     rate: float  # observed arrival rate in the last window (requests/s)
     backlog: int = 0  # queued requests
     service_rate: float = 1.0  # requests/s it can serve at full capacity
+    oldest_wait: float = 0.0  # seconds the oldest queued request has waited (0 if none)
 
 
 class Allocator(Protocol):
@@ -159,6 +167,8 @@ def _check(demands: Sequence[AgentDemand], capacity: float) -> None:
             raise AllocationError(f"{d.name}: backlog must be >= 0")
         if not (math.isfinite(d.service_rate) and d.service_rate > 0):
             raise AllocationError(f"{d.name}: service_rate must be finite and > 0")
+        if not (math.isfinite(d.oldest_wait) and d.oldest_wait >= 0):
+            raise AllocationError(f"{d.name}: oldest_wait must be finite and >= 0")
 
 
 def minimum_shares(demands: Sequence[AgentDemand], capacity: float) -> list[float]:
@@ -302,17 +312,23 @@ class Adaptive:
     c-mu rule: capacity removes the most waiting where it finishes the most requests), and
     every request it finishes moves the ``backlog_i`` queued behind it forward (a long
     queue gains more per unit than a short one; this factor is what keeps the slow
-    agents' tail from growing).  With ``service_aware=False`` the surplus goes in
-    proportion to ``d_i`` alone.
+    agents' tail from growing).  ``delay_scale`` (seconds; None turns it off) multiplies
+    ``w_i`` by ``1 + (oldest_wait_i / delay_scale)^2``: the generalized c-mu rule for a
+    delay cost that turns from linear to cubic around ``delay_scale`` (see the module
+    docstring).  With ``service_aware=False`` the surplus goes in proportion to ``d_i``
+    alone.
     """
 
     backlog_weight: float = 1.0
     service_aware: bool = True
+    delay_scale: float | None = 0.2
     name: ClassVar[str] = "adaptive"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.backlog_weight) and self.backlog_weight >= 0):
             raise AllocationError("backlog_weight must be finite and >= 0")
+        if self.delay_scale is not None and not (math.isfinite(self.delay_scale) and self.delay_scale > 0):
+            raise AllocationError("delay_scale must be finite and > 0 (or None)")
 
     def weights(self, demands: Sequence[AgentDemand]) -> list[float]:
         """Each agent's demand ``d_i``.
@@ -327,17 +343,22 @@ class Adaptive:
     def surplus_weights(self, demands: Sequence[AgentDemand]) -> list[float]:
         """Each agent's weight for its part of the surplus: ``w_i``, or ``d_i``.
 
-        ``1 + backlog_i`` and ``service_rate_i`` are divided by their largest values:
-        that leaves the proportions as they are and keeps ``w_i <= d_i`` (no overflow).
+        ``1 + backlog_i``, ``service_rate_i`` and the delay factor are divided by their
+        largest values: that leaves the proportions as they are and keeps ``w_i <= d_i``
+        (no overflow).
         """
         demand = self.weights(demands)
         if not self.service_aware or not demands:
             return demand
         longest = 1 + max(d.backlog for d in demands)
         fastest = max(d.service_rate for d in demands)
+        delay = [1.0] * len(demands)
+        if self.delay_scale is not None:
+            delay = [1 + (d.oldest_wait / self.delay_scale) ** 2 for d in demands]
+        most = max(delay)
         return [
-            x * ((1 + d.backlog) / longest) * (d.service_rate / fastest)
-            for x, d in zip(demand, demands, strict=True)
+            x * ((1 + d.backlog) / longest) * (d.service_rate / fastest) * (f / most)
+            for x, d, f in zip(demand, demands, delay, strict=True)
         ]
 
     @_checked

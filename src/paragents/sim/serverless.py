@@ -39,7 +39,8 @@ Randomness
 Measurement (what the allocator sees at time ``T``)
     ``rate``: arrivals in ``(T - rate_window_s, T)`` divided by that span (100 ms, or
     ``T`` itself early on); ``backlog``: requests arrived and not finished (in service
-    included); ``service_rate``: ``full_rate``.  ``min_share`` is the agent's minimum
+    included); ``service_rate``: ``full_rate``; ``oldest_wait``: ``T`` minus the arrival
+    time of the oldest unfinished request (0 with an empty queue).  ``min_share`` is the agent's minimum
     when its backlog is positive and 0 when it has nothing to do: a guarantee is claimed
     by an agent with work.  (The default minimums sum to 100 %, so if idle agents kept
     theirs no allocator could ever move capacity.)  The allocator is called with
@@ -360,8 +361,9 @@ class ServerlessSim:
             backlog = q.arrived - q.head
             spec = q.spec
             claim = spec.min_share if backlog else 0.0
+            oldest = now - arrivals[q.head] if backlog else 0.0
             out.append(
-                AgentDemand(spec.name, claim, spec.priority_level, rate, backlog, spec.full_rate)
+                AgentDemand(spec.name, claim, spec.priority_level, rate, backlog, spec.full_rate, oldest)
             )
         return out
 
