@@ -317,6 +317,15 @@ def test_minimums_that_do_not_fit_keep_their_proportions():
 
 
 @pytest.mark.parametrize("allocator", ALL, ids=_id)
+def test_subnormal_demands_do_not_overflow_the_shares(allocator):
+    # A weight of ~1e-309 once divided the surplus into inf shares.
+    demands = [AgentDemand("a", 0.0, 1, rate=1.1125369292536007e-308), AgentDemand("b", 0.0, 2, rate=5e-324)]
+    shares = allocator.allocate(demands, 1.0, 0)
+    assert all(math.isfinite(s) and s >= 0 for s in shares.values())
+    assert math.fsum(shares.values()) <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize("allocator", ALL, ids=_id)
 def test_no_agents_gets_an_empty_allocation(allocator):
     assert allocator.allocate([], 1.0, 0) == {}
 

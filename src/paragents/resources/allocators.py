@@ -188,9 +188,8 @@ def _with_surplus(
     """Minimums plus the surplus in proportion to ``weights`` (equally if all are zero)."""
     surplus = max(0.0, capacity - math.fsum(mins))
     total = math.fsum(weights)
-    if total > 0:
-        unit = surplus / total
-        return {d.name: m + w * unit for d, m, w in zip(demands, mins, weights, strict=True)}
+    if total > 0:  # w / total <= 1: no overflow however small the weights
+        return {d.name: m + surplus * (w / total) for d, m, w in zip(demands, mins, weights, strict=True)}
     each = surplus / len(demands)
     return {d.name: m + each for d, m in zip(demands, mins, strict=True)}
 
