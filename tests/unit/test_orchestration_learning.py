@@ -32,7 +32,13 @@ from paragents.orchestration.controller import (
     load_controller,
     save_controller,
 )
-from paragents.orchestration.credit import Ema, Weights, advantages, reward
+from paragents.orchestration.credit import (
+    Ema,
+    Weights,
+    advantages,
+    reward,
+    shared_advantage,
+)
 from paragents.orchestration.simulated import SimExecutor, SimModel, sim_queries
 from paragents.orchestration.trainer import StepLog, TrainConfig, new_controller, train
 
@@ -252,19 +258,23 @@ def test_latency_penalty_goes_only_to_each_layers_bottleneck() -> None:
     drawn = [[0, 2], [7, 1]]  # layer 2 first decided Early-Stop's gate (position 7): go on
     ran = [[0, 2], [1]]
     fresh = Ema()
-    adv = advantages(0.8, spans_k, drawn, ran, weights, fresh, fresh)
+    assert shared_advantage(0.8, fresh, fresh) == 0.0, "no baseline before the first update"
+    adv = advantages(shared_advantage(0.8, fresh, fresh), spans_k, drawn, ran, weights, fresh)
     assert adv == [[0.0, pytest.approx(-0.25)], [0.0, pytest.approx(-0.15)]]
 
     task, scale = Ema(0.9), Ema(0.9)
     task.update(0.5)
     scale.update(0.4, 0.04)  # std 0.2
-    adv = advantages(0.8, spans_k, drawn, ran, weights, task, scale)
-    shared = (0.8 - 0.5) / 0.2
+    shared = shared_advantage(0.8, task, scale)
+    assert shared == pytest.approx((0.8 - 0.5) / 0.2)
+    adv = advantages(shared, spans_k, drawn, ran, weights, scale)
     assert adv[0] == [pytest.approx(shared), pytest.approx(shared - 0.25 / 0.2)]
     assert adv[1] == [pytest.approx(shared), pytest.approx(shared - 0.15 / 0.2)]
 
     # a group's leave-one-out baseline replaces the EMA mean; the penalty is unchanged
-    adv = advantages(0.8, spans_k, drawn, ran, weights, task, scale, baseline=0.7)
+    shared = shared_advantage(0.8, task, scale, baseline=0.7)
+    assert shared == pytest.approx(0.5)
+    adv = advantages(shared, spans_k, drawn, ran, weights, scale)
     assert adv[0] == [pytest.approx(0.5), pytest.approx(0.5 - 1.25)]
 
 

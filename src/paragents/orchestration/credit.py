@@ -105,25 +105,21 @@ def shared_advantage(task_reward: float, task_baseline: Ema, scale: Ema, baselin
 
 
 def advantages(
-    task_reward: float,
+    shared: float,
     spans_k: Sequence[Sequence[float]],
     drawn: Sequence[Sequence[int]],
     ran: Sequence[Sequence[int]],
     weights: Weights,
-    task_baseline: Ema,
     scale: Ema,
-    baseline: float | None = None,
 ) -> list[list[float]]:
     """The advantage of each drawn operator, layer by layer.
 
+    ``shared`` is the episode's :func:`shared_advantage`, which every decision gets;
     ``drawn[l]`` are the positions (in the controller's operator list) decided in layer
     ``l`` (operators drawn and the Early-Stop gate); ``ran[l]`` those that ran, in the
-    order of ``spans_k[l]`` (their spans in thousands of tokens).  Every decision gets
-    the centred task reward; the bottleneck of each layer that ran also gets
-    ``-lambda * span``.  Both are divided by ``scale.std``.  ``baseline``, when given, centres the task reward instead of
-    ``task_baseline``'s mean (the leave-one-out mean of the same query's group).
+    order of ``spans_k[l]`` (their spans in thousands of tokens).  The bottleneck of
+    each layer that ran also gets ``-lambda * span / scale.std``.
     """
-    shared = shared_advantage(task_reward, task_baseline, scale, baseline)
     out: list[list[float]] = []
     slow = bottlenecks(spans_k)
     for layer, ops in enumerate(drawn):

@@ -21,9 +21,9 @@ bottleneck only, both divided by the EMA of the standard deviation of the centre
 reward.  The task reward is centred on the leave-one-out mean of the other episodes of
 its query's group when ``group > 1``, else on its EMA; the scale then follows the whole
 reward minus its own leave-one-out mean (what the choices changed, not how hard the
-queries were, which no choice changes), else the whole reward.  The two EMAs are updated with the
-batch's statistics after the step.  The learning rate
-decays linearly to ``lr * lr_end`` over the run, and the entropy bonus likewise to
+queries were, which no choice changes), else the whole reward.  The two EMAs are
+updated with the batch's statistics after the step.  The learning rate decays linearly
+to ``lr * lr_end`` over the run, and the entropy bonus likewise to
 ``entropy_bonus * entropy_end``: explore early, settle late.
 
 The **latency-agnostic baseline** is the same trainer with ``sequential=True``: lambda
@@ -230,11 +230,11 @@ async def train(
                 baseline = _others_mean(task_rewards, b, g)
                 centred.append(rewards[b] - _others_mean(rewards, b, g))
             spans_k = [[s / 1000 for s in layer] for layer in episode.spans]
-            per_layer = advantages(task_rewards[b], spans_k, decision.drawn, decision.ran, weights, state.task,
-                                   state.scale, baseline)
+            shared = shared_advantage(task_rewards[b], state.task, state.scale, baseline)
+            per_layer = advantages(shared, spans_k, decision.drawn, decision.ran, weights, state.scale)
             for layer, (drawn, values) in enumerate(zip(decision.drawn, per_layer, strict=True)):
                 adv[b, layer, drawn] = values
-            size_adv[b] = shared_advantage(task_rewards[b], state.task, state.scale, baseline)
+            size_adv[b] = shared
         done = config.progress(state.step)
         bonus = config.entropy_bonus * (1 + (config.entropy_end - 1) * done)
         for param_group in optim.param_groups:
