@@ -237,6 +237,43 @@ def test_layer_size_log_probability_follows_the_random_threshold() -> None:
     assert torch.count_nonzero(greedy.size_log_probs) == 0, "evaluation uses the fixed threshold"
 
 
+def test_learned_width_picks_each_layers_threshold_and_joins_its_log_probability() -> None:
+    widths = (0.3, 0.5, 0.7, 0.9)
+    config = ControllerConfig(OPS, layers=3, hidden=16, threshold=0.8, spread=0.1, widths=widths, embed_dim=DIM)
+    controller = new_controller(config, np.random.default_rng(99).normal(size=(len(OPS), DIM)), 0)
+    queries = np.random.default_rng(8).normal(size=(80, DIM))
+    decisions = controller.decide(queries, random.Random(5))
+    used, sizes = set(), set()
+    with torch.no_grad():
+        for b, item in enumerate(decisions.items):
+            assert len(item.thresholds) == len(item.ran)
+            previous = torch.zeros(1, len(OPS))
+            for layer, threshold in enumerate(item.thresholds):
+                probs, _, width_probs = controller.scores(torch.as_tensor(queries[b:b + 1], dtype=torch.float32),
+                                                          previous, layer)
+                ops = [o for o in item.drawn[layer] if OPS[o] != EARLY_STOP]
+                after = float(probs[0, ops].sum())
+                before = after - float(probs[0, ops[-1]])
+                want = (math.log(float(width_probs[0, widths.index(threshold)]))
+                        + math.log(max(stop_chance(before, after, threshold, 0.1), 1e-6)))
+                assert float(decisions.size_log_probs[b, layer]) == pytest.approx(want, abs=1e-4)
+                used.add(threshold)
+                sizes.add(len(ops))
+                previous = torch.zeros(1, len(OPS))
+                previous[0, item.ran[layer]] = 1.0
+    assert used == set(widths), "every width gets tried"
+    assert {1, 2} <= sizes, "narrow widths run one operator, wide ones several"
+    greedy = controller.decide(queries, None)
+    assert torch.count_nonzero(greedy.size_log_probs) == 0, "evaluation decides nothing at random"
+    with torch.no_grad():
+        for b, item in enumerate(greedy.items):
+            _, _, width_probs = controller.scores(torch.as_tensor(queries[b:b + 1], dtype=torch.float32),
+                                                  torch.zeros(1, len(OPS)), 0)
+            assert item.thresholds[0] == widths[int(width_probs[0].argmax())], "greedy takes the likeliest width"
+    with pytest.raises(ValueError, match="widths"):
+        ControllerConfig(OPS, widths=(0.5, 1.2))
+
+
 # ----------------------------------------------------------------- critical path and credit
 def test_critical_path_is_the_sum_of_each_layers_slowest_span() -> None:
     spans = [[100.0, 300.0, 200.0], [50.0], [], [10.0, 40.0]]

@@ -26,17 +26,28 @@ layer's operators are drawn from ``p`` by the cumulative-probability threshold o
 draw, a one-layer network would need Early-Stop to hold the whole threshold's mass of
 the second layer, so short networks would almost never be tried and never learned.
 
+Learned width.  With a fixed threshold, a layer of one operator needs that operator to
+hold the threshold's mass alone: at 0.8, a query whose best first layer is a single
+operator the policy scores at 0.45 never tries it, and policy gradient cannot learn the
+value of what it never draws.  With ``widths`` (thresholds such as 0.3, 0.5, 0.7, 0.9)
+the controller also picks, per layer, which threshold to draw with: a softmax head on
+the same ``h``, sampled while training and its most probable entry taken to evaluate.
+The width says how much of the distribution to run (a narrow layer: the top operator
+or two; a wide one: most of them), the operator scores say which, and a single
+operator becomes reachable without first concentrating the scores on it.
+
 :meth:`Controller.decide` returns the architecture with the log probability of every
 decision: for the Early-Stop gate ``log stop`` or ``log(1 - stop)``; for an operator
 drawn ``log p_i - log(1 - mass drawn before i)`` (the probability of drawing ``i`` next
 without replacement); and, when sampling with a threshold ``spread``, for each layer's
 size the log chance that a threshold drawn from ``threshold +- spread`` stopped the
 draws where they stopped (:func:`~paragents.orchestration.architecture.stop_chance`,
-computed here on the probabilities so that its gradient flows).  Policy gradient
+computed here on the probabilities so that its gradient flows), plus the log
+probability of the width picked when the controller learns one.  Policy gradient
 weighs them all.
 
 Files.  Parameters are saved with :func:`save_controller` to a file whose name is the
-hash of the :class:`ControllerConfig` (operators, layers, sizes, threshold, and whatever
+hash of the :class:`ControllerConfig` (operators, layers, sizes, thresholds, and whatever
 the caller adds, such as the benchmark and reward weights), so a file is only ever
 loaded into a controller of the configuration that made it.
 """
@@ -72,13 +83,15 @@ class ControllerConfig:
     """Everything that shapes a controller's parameters; ``tags`` name what it was trained for.
 
     ``spread`` randomises the threshold while sampling (training); evaluation uses
-    ``threshold`` itself."""
+    ``threshold`` itself.  Non-empty ``widths`` replace ``threshold``: the controller
+    learns which of them each layer draws with (the spread applies around each)."""
 
     operators: tuple[str, ...]
     layers: int = 4
     hidden: int = 64
     threshold: float = 0.5
     spread: float = 0.0
+    widths: tuple[float, ...] = ()
     embed_dim: int = 384
     tags: tuple[tuple[str, str], ...] = ()
 
@@ -92,6 +105,9 @@ class ControllerConfig:
         if not 0 < self.threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         threshold_range(self.threshold, self.spread)
+        for width in self.widths:
+            if not 0 < width <= 1:
+                raise ValueError(f"widths must be thresholds in (0, 1], got {width}")
 
     def key(self) -> str:
         """A short stable hash of the configuration: the parameter file's name."""
@@ -107,11 +123,14 @@ class Decision:
     whichever way it went) in every layer after the first, then the operators drawn, in
     draw order; ``ran[l]`` the positions that ran, in ``arch[l]``'s order.  A network
     that stopped has one more ``drawn`` entry than ``ran``: ``[early stop]``.
+    ``thresholds[l]`` is the threshold layer ``l`` was drawn with (the width picked, or
+    the fixed threshold), one per layer that ran.
     """
 
     arch: Architecture
     drawn: list[list[int]] = field(default_factory=list)
     ran: list[list[int]] = field(default_factory=list)
+    thresholds: list[float] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -152,6 +171,7 @@ class Controller(nn.Module):
         self.keys = nn.Linear(d, h)
         self.bias = nn.Parameter(torch.zeros(config.layers, k))
         self.stop = config.operators.index(EARLY_STOP)
+        self.width = nn.Linear(h, len(config.widths)) if config.widths else None
 
     def standardise(self, query_embeddings: np.ndarray) -> None:
         """Centre and scale query inputs by these embeddings' per-dimension statistics
@@ -164,6 +184,13 @@ class Controller(nn.Module):
     def forward(self, query: torch.Tensor, previous: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Operator probabilities ``(batch, operators)``, Early-Stop's slot 0, and the
         probability of stopping before this layer ``(batch,)``, 0 in the first."""
+        probs, stop, _ = self.scores(query, previous, layer)
+        return probs, stop
+
+    def scores(self, query: torch.Tensor, previous: torch.Tensor,
+               layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward`'s two outputs and the probability of each width ``(batch, widths)``
+        (None without widths)."""
         query = (query - self.input_mean) / self.input_std / math.sqrt(self.config.embed_dim)
         h = torch.tanh(self.query(query) + self.previous(previous) + self.layer.weight[layer])
         keys = self.keys(self.operator_embeddings)
@@ -173,7 +200,8 @@ class Controller(nn.Module):
         mask[..., self.stop] = -math.inf
         probs = torch.softmax(logits + mask, dim=-1)
         stop = torch.sigmoid(stop_logit) if layer else torch.zeros_like(stop_logit)
-        return probs, stop
+        widths = torch.softmax(self.width(h), dim=-1) if self.width is not None else None
+        return probs, stop, widths
 
     def decide(self, query_embeddings: np.ndarray | torch.Tensor, rng: random.Random | None) -> Decisions:
         """Architectures for a batch of queries ``(batch, embed_dim)``: sampled with
@@ -188,15 +216,17 @@ class Controller(nn.Module):
         log_probs = torch.zeros(batch, depth, k)
         size_log_probs = torch.zeros(batch, depth)
         spread = self.config.spread if rng is not None else 0.0
-        low, high = threshold_range(self.config.threshold, spread)
         entropy = torch.zeros(batch)
         previous = torch.zeros(batch, k)
         active = list(range(batch))
         for layer in range(depth):
             if not active:
                 break
-            probs, stop = self(q[active], previous[active], layer)
+            probs, stop, widths = self.scores(q[active], previous[active], layer)
             plogp = -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)
+            if widths is not None:
+                plogp = plogp - (widths * torch.log(widths.clamp_min(1e-12))).sum(-1)
+                width_rows = widths.detach().tolist()
             if layer:
                 plogp = plogp - stop * torch.log(stop.clamp_min(1e-12)) - (1 - stop) * torch.log((1 - stop).clamp_min(1e-12))
             entropy = entropy.index_add(0, torch.tensor(active), plogp)
@@ -205,6 +235,7 @@ class Controller(nn.Module):
             drawn_mask = np.zeros((len(active), k), dtype=np.float32)
             last_mask = np.zeros((len(active), k), dtype=np.float32)  # the operator drawn last
             stopped = np.zeros(len(active), dtype=bool)
+            picked = np.zeros((len(active), len(self.config.widths)), dtype=np.float32)  # the width chosen
             still = []
             for row, b in enumerate(active):
                 item = items[b]
@@ -214,11 +245,19 @@ class Controller(nn.Module):
                     if stopped[row]:
                         item.drawn.append([self.stop])
                         continue
+                threshold = self.config.threshold
+                if widths is not None:
+                    w = width_rows[row]
+                    pick = (rng.choices(range(len(w)), weights=w)[0] if rng is not None
+                            else max(range(len(w)), key=w.__getitem__))
+                    picked[row, pick] = 1.0
+                    threshold = self.config.widths[pick]
+                item.thresholds.append(threshold)
                 p = rows[row]
                 if rng is not None:
-                    drawn = sample_layer(p, self.config.threshold, rng, spread)
+                    drawn = sample_layer(p, threshold, rng, spread)
                 else:
-                    drawn = greedy_layer(p, self.config.threshold)
+                    drawn = greedy_layer(p, threshold)
                 for j, o in enumerate(drawn):
                     before[row, o, drawn[:j]] = 1.0
                     drawn_mask[row, o] = 1.0
@@ -239,8 +278,14 @@ class Controller(nn.Module):
                 after = (probs * torch.from_numpy(drawn_mask)).sum(-1)  # Early-Stop's p is 0
                 last_before = after - (probs * last).sum(-1)
                 # torch.minimum splits the gradient where after == high (every operator drawn)
-                chance = (torch.minimum(after, torch.tensor(high)) - torch.clamp(last_before, min=low)) / (high - low)
+                ranges = [threshold_range(items[b].thresholds[layer], spread) if b in still else (0.0, 1.0)
+                          for b in active]
+                low, high = torch.tensor(ranges).T
+                chance = (torch.minimum(after, high) - torch.clamp(last_before, min=low)) / (high - low)
                 size_log_probs[active, layer] = torch.log(chance.clamp_min(1e-6)) * last.sum(-1)
+            if widths is not None and rng is not None:  # the width's own draw
+                chosen = torch.from_numpy(picked)
+                size_log_probs[active, layer] += torch.log((widths * chosen).sum(-1).clamp_min(1e-12)) * chosen.sum(-1)
             active = still
         for item, arch in zip(items, layers, strict=True):
             item.arch = tuple(arch)
