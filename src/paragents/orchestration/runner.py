@@ -75,6 +75,7 @@ class OrchestrateOptions:
     layers: int = 4
     threshold: float = field(default_factory=lambda: SimSettings().threshold)
     spread: float = field(default_factory=lambda: SimSettings().spread)
+    widths: tuple[float, ...] = field(default_factory=lambda: SimSettings().widths)
     train: TrainConfig = field(default_factory=lambda: SimSettings().train)
     arm: Literal["latency_aware", "latency_agnostic"] = "latency_aware"
     limit: int | None = None
@@ -96,7 +97,7 @@ class OrchestrateOptions:
         tags = (("benchmark", self.benchmark), ("backend", self.backend if self.benchmark != "simulated" else "-"),
                 ("arm", self.arm), ("mu", repr(w.mu)), ("lambda", repr(w.lam)), ("seed", str(self.train.seed)))
         return ControllerConfig(tuple(descriptions()), layers=self.layers, threshold=self.threshold,
-                                spread=self.spread, tags=tags)
+                                spread=self.spread, widths=self.widths, tags=tags)
 
 
 def parse_architecture(text: str) -> Architecture:

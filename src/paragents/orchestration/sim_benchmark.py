@@ -23,15 +23,17 @@ gives the least mean critical path any query-conditioned choice of architectures
 Training scores episodes by their exact probability of being right
 (``SimExecutor(expected_score=True)``): the same expectation as the 0/1 score with less
 variance, so an arm trains in about a minute on two cores.  Defaults
-(:class:`SimSettings`): a threshold of 0.8, so that a spread distribution runs several
-operators side by side (a low threshold rarely draws more than one or two), drawn from
-0.6 to 1.0 while training (``spread`` 0.2, so that the size of a layer is learned too,
-see :mod:`~paragents.orchestration.architecture`); each step
-samples 8 architectures for each of 16 queries, centred on their query's leave-one-out
-mean; 1200 steps at a learning rate of 0.001 (faster rates more often settled on wider,
-slower layers here); ``mu = 0.02`` per thousand tokens spent and ``lambda = 0.01`` per
-thousand tokens of critical path, small enough that the latency-aware arm stays within
-about a point of the baseline's accuracy.
+(:class:`SimSettings`): the controller learns each layer's width, a threshold of 0.3,
+0.5, 0.7 or 0.9 (see :mod:`~paragents.orchestration.controller`), drawn within
+``+- 0.1`` of it while training (``spread``, so that where a layer's draws stop is
+learned too, see :mod:`~paragents.orchestration.architecture`); each step samples 8
+architectures for each of 16 queries, centred on their query's leave-one-out mean;
+1200 steps at a learning rate of 0.001 (faster rates more often settled on wider,
+slower layers here), with an entropy bonus that starts at 0.1 and falls linearly to
+0.01 (explore the layer sets first, then settle: with a constant bonus the policy
+kept the first wide layer it found); ``mu = 0.02`` per thousand tokens spent and
+``lambda = 0.01`` per thousand tokens of critical path, small enough that the
+latency-aware arm stays within about a point of the baseline's accuracy.
 """
 
 from __future__ import annotations
@@ -93,9 +95,10 @@ class SimSettings:
     test_queries: int = 300
     layers: int = 4
     threshold: float = 0.8
-    spread: float = 0.2
+    spread: float = 0.1
+    widths: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        steps=1200, batch=128, group=8, lr=0.001, entropy_bonus=0.05, weights=Weights(0.02, 0.01)))
+        steps=1200, batch=128, group=8, lr=0.001, entropy_bonus=0.1, entropy_end=0.1, weights=Weights(0.02, 0.01)))
 
 
 def descriptions() -> dict[str, str]:
@@ -145,6 +148,7 @@ def run_seed(seed: int, settings: SimSettings, embed: Callable[[list[str]], np.n
     out: dict[str, Any] = {"seed": seed, "arms": {}}
     for arm, sequential in (("latency_aware", False), ("latency_agnostic", True)):
         config = ControllerConfig(names, layers=settings.layers, threshold=settings.threshold, spread=settings.spread,
+                                  widths=settings.widths,
                                   tags=(("benchmark", "simulated"), ("arm", arm), ("seed", str(seed))))
         controller = new_controller(config, operator_vectors, seed)
         controller.standardise(np.stack([embeddings[q.id] for q in train_q]))
