@@ -134,9 +134,9 @@ def test_sampler_rejects_bad_inputs() -> None:
         greedy_layer([0.0, 0.0], 0.5)
 
 
-def _controller(threshold: float = 0.8, layers: int = 4, seed: int = 0, **tags: str):
-    config = ControllerConfig(OPS, layers=layers, hidden=16, threshold=threshold, embed_dim=DIM,
-                              tags=tuple(sorted(tags.items())))
+def _controller(threshold: float = 0.8, layers: int = 4, seed: int = 0, widths: tuple[float, ...] = (), **tags: str):
+    config = ControllerConfig(OPS, layers=layers, hidden=16, threshold=threshold, embed_dim=DIM, widths=widths,
+                              spread=0.1 if widths else 0.0, tags=tuple(sorted(tags.items())))
     operator_vectors = np.random.default_rng(99).normal(size=(len(OPS), DIM))
     return new_controller(config, operator_vectors, seed)
 
@@ -401,10 +401,11 @@ def test_group_must_divide_the_batch() -> None:
         TrainConfig(batch=10, group=4)
 
 
-def test_latency_penalty_drives_the_critical_path_down(sim) -> None:
+@pytest.mark.parametrize("widths", [(), (0.3, 0.5, 0.7, 0.9)], ids=["fixed threshold", "learned width"])
+def test_latency_penalty_drives_the_critical_path_down(sim, widths: tuple[float, ...]) -> None:
     base = TrainConfig(steps=60, batch=32, group=4, lr=0.03, entropy_bonus=0.0, seed=1)
-    _, aware = _train(sim, replace(base, weights=Weights(0.0, 2.0)))
-    _, blind = _train(sim, replace(base, weights=Weights(0.0, 0.0)))
+    _, aware = _train(sim, replace(base, weights=Weights(0.0, 2.0)), _controller(layers=2, seed=1, widths=widths))
+    _, blind = _train(sim, replace(base, weights=Weights(0.0, 0.0)), _controller(layers=2, seed=1, widths=widths))
 
     def mean_cp(history: list[StepLog], part: slice) -> float:
         return statistics.fmean(h.cp_k for h in history[part])
