@@ -236,6 +236,7 @@ class Controller(nn.Module):
             last_mask = np.zeros((len(active), k), dtype=np.float32)  # the operator drawn last
             stopped = np.zeros(len(active), dtype=bool)
             picked = np.zeros((len(active), len(self.config.widths)), dtype=np.float32)  # the width chosen
+            ranges = [(0.0, 1.0)] * len(active)  # each row's threshold interval (stopped rows: unused)
             still = []
             for row, b in enumerate(active):
                 item = items[b]
@@ -253,6 +254,7 @@ class Controller(nn.Module):
                     picked[row, pick] = 1.0
                     threshold = self.config.widths[pick]
                 item.thresholds.append(threshold)
+                ranges[row] = threshold_range(threshold, spread)
                 p = rows[row]
                 if rng is not None:
                     drawn = sample_layer(p, threshold, rng, spread)
@@ -278,8 +280,6 @@ class Controller(nn.Module):
                 after = (probs * torch.from_numpy(drawn_mask)).sum(-1)  # Early-Stop's p is 0
                 last_before = after - (probs * last).sum(-1)
                 # torch.minimum splits the gradient where after == high (every operator drawn)
-                ranges = [threshold_range(items[b].thresholds[layer], spread) if b in still else (0.0, 1.0)
-                          for b in active]
                 low, high = torch.tensor(ranges).T
                 chance = (torch.minimum(after, high) - torch.clamp(last_before, min=low)) / (high - low)
                 size_log_probs[active, layer] = torch.log(chance.clamp_min(1e-6)) * last.sum(-1)
