@@ -31,9 +31,10 @@ architectures for each of 16 queries, centred on their query's leave-one-out mea
 1200 steps at a learning rate of 0.001 (faster rates more often settled on wider,
 slower layers here), with an entropy bonus that starts at 0.1 and falls linearly to
 0.01 (explore the layer sets first, then settle: with a constant 0.05 the policy
-settled far from the front on some seeds, with a CP up to 28% above it); ``mu = 0.02`` per thousand tokens spent and
-``lambda = 0.01`` per thousand tokens of critical path, small enough that the
-latency-aware arm stays within about a point of the baseline's accuracy.
+settled far from the front on some seeds, with a CP up to 28% above it); ``mu = 0.02``
+per thousand tokens spent and ``lambda = 0.01`` per thousand tokens of critical path,
+small enough that the latency-aware arm stays within about a point of the baseline's
+accuracy.
 """
 
 from __future__ import annotations
