@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,27 @@ class TestLocalRay:
         assert "--executor ray runs workflow files" in out.output
 
 
+@ray.remote(num_cpus=1)
+def _node_of_a_short_task() -> str:
+    time.sleep(0.1)  # overlap with its twin, so that one CPU per node forces two nodes
+    return ray.get_runtime_context().get_node_id()
+
+
+def _wait_until_both_nodes_take_work(timeout_s: float = 30.0) -> None:
+    """Block until two one-CPU tasks run on two different nodes.
+
+    ``wait_for_nodes`` returns once the second node is registered, but the head's
+    scheduler may not have its resources yet; actors created in that window all land
+    on the head, whatever their spread strategy."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        nodes = set(ray.get([_node_of_a_short_task.remote() for _ in range(2)]))
+        if len(nodes) == 2:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the second node took no work within {timeout_s:g} s")
+
+
 class TestTwoNodes:
     @pytest.fixture(scope="class")
     @classmethod
@@ -165,6 +187,7 @@ class TestTwoNodes:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False)
+        _wait_until_both_nodes_take_work()
         yield cluster
         ray.shutdown()
         cluster.shutdown()
