@@ -40,9 +40,9 @@ Measurement (what the allocator sees at time ``T``)
     ``rate``: arrivals in ``(T - rate_window_s, T)`` divided by that span (100 ms, or
     ``T`` itself early on); ``backlog``: requests arrived and not finished (in service
     included); ``service_rate``: ``full_rate``; ``oldest_wait``: ``T`` minus the arrival
-    time of the oldest unfinished request (0 with an empty queue).  ``min_share`` is the agent's minimum
-    when its backlog is positive and 0 when it has nothing to do: a guarantee is claimed
-    by an agent with work.  (The default minimums sum to 100 %, so if idle agents kept
+    time of the oldest unfinished request (0 with an empty queue).  ``min_share`` is the
+    agent's minimum when its backlog is positive and 0 when it has nothing to do: a
+    guarantee is claimed by an agent with work.  (The default minimums sum to 100 %, so if idle agents kept
     theirs no allocator could ever move capacity.)  The allocator is called with
     capacity 1.0 and the window's number; the shares must be non-negative and sum to at
     most 1 (:class:`~paragents.resources.allocators.AllocationError` otherwise).
