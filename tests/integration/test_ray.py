@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,11 +163,9 @@ def _node_of_a_short_task() -> str:
 
 
 def _wait_until_both_nodes_take_work(timeout_s: float = 30.0) -> None:
-    """Block until two one-CPU tasks run on two different nodes.
-
-    ``wait_for_nodes`` returns once the second node is registered, but the head's
-    scheduler may not have its resources yet; actors created in that window all land
-    on the head, whatever their spread strategy."""
+    """Block until two one-CPU tasks run on two different nodes: the cluster is whole
+    before the tests measure where work runs (``wait_for_nodes`` only says the second
+    node registered)."""
     deadline = time.monotonic() + timeout_s
     while True:
         nodes = set(ray.get([_node_of_a_short_task.remote() for _ in range(2)]))
@@ -194,10 +193,21 @@ class TestTwoNodes:
 
     def test_tasks_run_on_both_nodes(self, cluster: Cluster) -> None:
         graph, team = _layered(3, 6, 6)
-        result = asyncio.run(RayRuntime(graph, team).run())
+        placed: dict[str, str] = {}
+
+        def note_placement(event: Any, scheduler: Any) -> None:
+            if not placed:
+                placed.update(runtime.nodes())
+
+        runtime = RayRuntime(graph, team, on_event=note_placement)
+        result = asyncio.run(runtime.run())
         assert result.errors == {}
+        alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        # The driver spreads the six actors (no CPU reserved) three and three.
+        assert sorted(Counter(placed.values()).values()) == [3, 3]
+        assert set(placed.values()) == alive
         nodes = {e.data["node"] for e in result.events if e.kind == "finished"}
-        assert nodes == {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        assert nodes == alive
         assert len(nodes) == 2
         _dispatch_order_respects_inputs(result)
 

@@ -8,8 +8,9 @@ fed exactly as the asyncio runtime feeds it, so the event log, the run report, t
 store records and the results are the same; only where an attempt runs changes.
 
 * Start: the run's :class:`~paragents.distributed.limiter.EndpointGate` is created on
-  this node, then one :class:`~paragents.distributed.actors.AgentWorker` per agent
-  (spread over the nodes; what each reserves is its
+  this node, then one :class:`~paragents.distributed.actors.AgentWorker` per agent,
+  each on the node :class:`~paragents.distributed.spread.Spreader` picks (the one with
+  room that holds the fewest of the run's actors; what each reserves is its
   :class:`~paragents.distributed.actors.Placement`).  The clock starts once every actor
   has said where it runs, so actor start-up is not counted as task time.
 * ``Dispatch`` -> ``perform.remote(...)`` on the agent's actor (or
@@ -25,18 +26,18 @@ store records and the results are the same; only where an attempt runs changes.
   ``task_finished`` (after the result is durable, with a recorder);
   :class:`~paragents.distributed.actors.Failed` -> ``task_failed``.
 
-Failure handling.  When an actor dies (its process crashed, its node was removed), its
-refs raise ``RayActorError``.  On the first one the agent is *replaced*: a new actor
-for the same agent is created (Ray places it on a live node) under a new incarnation
-name (``writer`` -> ``writer#1``), ``agent_added`` tells the core, then
-``agent_removed`` for the dead one requeues every attempt that was running on it
-(without spending the tasks' retries: the task did nothing wrong).  Adding before
-removing keeps an agent that was the only one with a skill from orphaning its tasks.
-The requeued tasks go to whichever capable agent is free first -- another agent, or
-the replacement.  The gate forgets the dead holder's leases.  A task pinned to an agent
-by name (``Task.agent``) cannot follow it to a new incarnation and fails.  Other
-errors of the cluster (a remote function's worker crashed, an object lost) fail the
-attempt as retryable.
+Failure handling. When an actor dies (its process crashed, its node was removed), its
+refs raise ``RayActorError`` (``ActorUnschedulableError`` if its node died before it
+started). On the first one the agent is *replaced*: a new actor for the same agent is
+created on a live node (picked among the nodes alive then) under a new incarnation name
+(``writer`` -> ``writer#1``), ``agent_added`` tells the core, then ``agent_removed`` for
+the dead one requeues every attempt that was running on it (without spending the tasks'
+retries: the task did nothing wrong). Adding before removing keeps an agent that was the
+only one with a skill from orphaning its tasks. The requeued tasks go to whichever
+capable agent is free first -- another agent, or the replacement. The gate forgets the
+dead holder's leases. A task pinned to an agent by name (``Task.agent``) cannot follow
+it to a new incarnation and fails. Other errors of the cluster (a remote function's
+worker crashed, an object lost) fail the attempt as retryable.
 
 Every attempt's node is in its ``finished`` event's usage (``usage["node"]``).
 """
@@ -52,7 +53,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayError, TaskCancelledError
+from ray.exceptions import (
+    ActorUnschedulableError,
+    RayActorError,
+    RayError,
+    TaskCancelledError,
+)
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..adaptive.manager import AdaptiveConfig
@@ -78,9 +84,13 @@ from .actors import (
     run_remote,
 )
 from .limiter import EndpointGate, GateClient
+from .spread import Spreader, demand_of
 
 __all__ = ["DistributedError", "RayRuntime", "arun", "run", "session"]
 
+
+#: What an actor's refs raise when it is gone: it died, or its node died before it started.
+ACTOR_LOST = (RayActorError, ActorUnschedulableError)
 
 #: How long the actors of a run may take to be placed and started before the run gives up.
 PLACEMENT_TIMEOUT_S = 120.0
@@ -92,10 +102,13 @@ class DistributedError(ParagentsError):
 
 @dataclass(slots=True)
 class _Actor:
-    """One live incarnation of an agent: its actor handle and the node it runs on."""
+    """One live incarnation of an agent: its actor handle, what it reserves, the node
+    picked for it (``""``: none could hold it) and the node it runs on once known."""
 
     agent: Agent
     handle: Any
+    place: Placement
+    picked: str
     node: str = ""
 
 
@@ -165,6 +178,7 @@ class RayRuntime(RunState):
         self.gpus = dict(gpus or {})
         self.context = RunContext(context) if context is not None else None
         self._actors: dict[str, _Actor] = {}  # scheduler agent name -> its live actor
+        self._spreader = Spreader()
         self._incarnations: dict[str, int] = {}  # base agent name -> replacements made
         self._flights: dict[tuple[str, int], _Flight] = {}
         self._arrived: list[tuple[str, int]] = []
@@ -253,14 +267,17 @@ class RayRuntime(RunState):
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False)
         ).remote(self.limits)
         self._gate_client = GateClient(self._gate, frozenset(self.limits), "driver")
+        self._spreader.refresh(ray.nodes())
         for agent in self.agents.values():
             self._actors[agent.name] = self._spawn(agent)
         await self._placed(list(self._actors))
 
     def _spawn(self, agent: Agent) -> _Actor:
-        """Create an actor for ``agent`` (placement as configured, spread over the nodes)."""
+        """Create an actor for ``agent`` (placement as configured) on the node picked for it."""
         base = agent.name.split("#", 1)[0]
         place = self.placement.get(base) or placement_of(agent, self.gpus.get(base))
+        node = self._spreader.pick(place)
+        strategy = "DEFAULT" if node is None else affinity(node, place)
         shipped, recipe = portable(agent)
         others = {name: replace(a, backend=None) for name, a in self.agents.items()}
         gate = GateClient(self._gate, frozenset(self.limits), agent.name)
@@ -269,23 +286,40 @@ class RayRuntime(RunState):
             # The scheduler never sends more than ``slots`` attempts; the headroom lets a
             # cancelled attempt unwind while its successor starts.
             max_concurrency=2 * agent.slots + 1,
-            scheduling_strategy="SPREAD",
+            scheduling_strategy=strategy,
         ).remote(shipped, recipe, others, gate)
-        return _Actor(agent, handle)
+        return _Actor(agent, handle, place, node or "")
 
     async def _placed(self, names: Sequence[str]) -> None:
-        """Wait (awaiting the batch of refs together) until these actors run; note their nodes."""
-        refs = [self._actors[n].handle.where.remote() for n in names]
+        """Wait (awaiting the batch of refs together) until these actors run; note their nodes.
+
+        An actor whose node died before it started is created again on a live node."""
+        waiting = list(names)
         try:
             async with asyncio.timeout(PLACEMENT_TIMEOUT_S):
-                nodes = await asyncio.gather(*refs)
+                while waiting:
+                    refs = [self._actors[n].handle.where.remote() for n in waiting]
+                    nodes = await asyncio.gather(*refs, return_exceptions=True)
+                    lost = []
+                    for name, node in zip(waiting, nodes, strict=True):
+                        if isinstance(node, ACTOR_LOST):
+                            lost.append(name)
+                        elif isinstance(node, BaseException):
+                            raise node
+                        else:
+                            self._actors[name].node = node
+                    if lost:
+                        self._spreader.refresh(ray.nodes())
+                    for name in lost:
+                        dead = self._actors[name]
+                        self._spreader.release(dead.picked, dead.place)
+                        self._actors[name] = self._spawn(dead.agent)
+                    waiting = lost
         except TimeoutError:
             raise DistributedError(
-                f"the actors of agents {', '.join(names)} were not placed within {PLACEMENT_TIMEOUT_S:g} s: "
+                f"the actors of agents {', '.join(waiting)} were not placed within {PLACEMENT_TIMEOUT_S:g} s: "
                 "does the cluster have the CPUs/GPUs their placement asks for?"
             ) from None
-        for name, node in zip(names, nodes, strict=True):
-            self._actors[name].node = node
 
     def _stop_cluster(self) -> None:
         for flight in self._flights.values():
@@ -425,7 +459,7 @@ class RayRuntime(RunState):
             outcome: Done | Failed = flight.future.result()
         except TaskCancelledError:
             return
-        except RayActorError as exc:
+        except ACTOR_LOST as exc:
             self._replace(flight.agent, exc)
             return
         except RayError as exc:
@@ -498,6 +532,8 @@ class RayRuntime(RunState):
         n = self._incarnations[base] = self._incarnations.get(base, 0) + 1
         agent = replace(lost.agent, name=f"{base}#{n}")
         self.agents[agent.name] = agent
+        self._spreader.release(lost.picked, lost.place)
+        self._spreader.refresh(ray.nodes())
         self._actors[agent.name] = self._spawn(agent)
         self._gate.release_holder.remote(name)
         reason = f"actor lost on node {lost.node[:12]}: {type(exc).__name__}"
@@ -516,6 +552,19 @@ def _cancel(ref: Any) -> None:
         ray.cancel(ref)
     except (RayError, ValueError):
         pass
+
+
+def affinity(node: str, place: Placement) -> NodeAffinitySchedulingStrategy:
+    """How an actor is tied to the node picked for it.
+
+    An actor that reserves nothing is pinned (Ray treats a soft affinity as no affinity
+    for it, and it can never wait for resources); one that reserves resources prefers
+    the node and goes elsewhere if its resources are taken or it died."""
+    if demand_of(place):
+        return NodeAffinitySchedulingStrategy(
+            node_id=node, soft=True, _spill_on_unavailable=True
+        )
+    return NodeAffinitySchedulingStrategy(node_id=node, soft=False)
 
 
 async def arun(graph: TaskGraph, agents: Iterable[Agent], **options: Any) -> RunResult:
