@@ -105,3 +105,16 @@ def test_counts_stay_balanced_and_reservations_within_capacity_when_it_fits() ->
             for i, r in nodes:
                 assert spreader.reserved.get(i, {}).get("CPU", 0.0) <= r["CPU"]
         assert sum(spreader.actors.values()) == len(cpus)
+
+
+def test_a_replacement_avoids_the_lost_actors_node_while_it_is_still_listed_alive() -> (
+    None
+):
+    spreader = _spreader(("a", {"CPU": 1.0}), ("b", {"CPU": 1.0}))
+    assert [spreader.pick(Placement()) for _ in range(2)] == ["a", "b"]
+    spreader.release("b", Placement())
+    # "b" is still listed alive, and holds fewer actors, but the lost actor ran there.
+    assert spreader.pick(Placement(), avoid=["b"]) == "a"
+    # An avoided node is still taken when it is the only one that can hold the actor.
+    gpu = _spreader(("cpu", {"CPU": 4.0}), ("gpu", {"GPU": 1.0}))
+    assert gpu.pick(Placement(num_gpus=1.0), avoid=["gpu"]) == "gpu"

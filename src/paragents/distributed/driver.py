@@ -272,11 +272,12 @@ class RayRuntime(RunState):
             self._actors[agent.name] = self._spawn(agent)
         await self._placed(list(self._actors))
 
-    def _spawn(self, agent: Agent) -> _Actor:
-        """Create an actor for ``agent`` (placement as configured) on the node picked for it."""
+    def _spawn(self, agent: Agent, avoid: Sequence[str] = ()) -> _Actor:
+        """Create an actor for ``agent`` (placement as configured) on the node picked for
+        it, away from the nodes in ``avoid`` if another can hold it."""
         base = agent.name.split("#", 1)[0]
         place = self.placement.get(base) or placement_of(agent, self.gpus.get(base))
-        node = self._spreader.pick(place)
+        node = self._spreader.pick(place, avoid)
         strategy = "DEFAULT" if node is None else affinity(node, place)
         shipped, recipe = portable(agent)
         others = {name: replace(a, backend=None) for name, a in self.agents.items()}
@@ -313,7 +314,7 @@ class RayRuntime(RunState):
                     for name in lost:
                         dead = self._actors[name]
                         self._spreader.release(dead.picked, dead.place)
-                        self._actors[name] = self._spawn(dead.agent)
+                        self._actors[name] = self._spawn(dead.agent, [dead.picked])
                     waiting = lost
         except TimeoutError:
             raise DistributedError(
@@ -534,7 +535,7 @@ class RayRuntime(RunState):
         self.agents[agent.name] = agent
         self._spreader.release(lost.picked, lost.place)
         self._spreader.refresh(ray.nodes())
-        self._actors[agent.name] = self._spawn(agent)
+        self._actors[agent.name] = self._spawn(agent, [lost.picked, lost.node])
         self._gate.release_holder.remote(name)
         reason = f"actor lost on node {lost.node[:12]}: {type(exc).__name__}"
         now = self._now()

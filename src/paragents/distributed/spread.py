@@ -22,12 +22,13 @@ an actor that reserves resources prefers the node and spills elsewhere if they a
 taken by something outside the run or the node died; one that reserves nothing is
 pinned, since Ray gives a soft affinity no weight for it and it never waits for
 resources.  A replacement actor (its node died) is picked among the nodes alive at that
-moment, with the dead actor's reservation given back.
+moment, away from the node the lost actor ran on when another can hold it, with the
+dead actor's reservation given back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,11 +67,14 @@ class Spreader:
             if n.get("Alive")
         ]
 
-    def pick(self, place: Placement) -> str | None:
-        """The node for an actor that reserves ``place``, recorded as placed there."""
+    def pick(self, place: Placement, avoid: Collection[str] = ()) -> str | None:
+        """The node for an actor that reserves ``place``, recorded as placed there.
+
+        Nodes in ``avoid`` (where a lost actor ran) are taken only when no other can
+        hold it: a node that just died may still be listed alive for a moment."""
         demand = demand_of(place)
-        roomy = [n for n in self.nodes if _covers(self._left(n), demand)]
-        able = roomy or [n for n in self.nodes if _covers(n.resources, demand)]
+        elsewhere = [n for n in self.nodes if n.id not in avoid]
+        able = self._able(elsewhere, demand) or self._able(self.nodes, demand)
         if not able:
             return None
         best = min(
@@ -94,6 +98,11 @@ class Spreader:
         held = self.reserved.get(node, {})
         for name, amount in demand_of(place).items():
             held[name] = max(0.0, held.get(name, 0.0) - amount)
+
+    def _able(self, nodes: list[Node], demand: Mapping[str, float]) -> list[Node]:
+        """Those of ``nodes`` with room left for ``demand``, else those that could hold it."""
+        roomy = [n for n in nodes if _covers(self._left(n), demand)]
+        return roomy or [n for n in nodes if _covers(n.resources, demand)]
 
     def _left(self, node: Node) -> dict[str, float]:
         held = self.reserved.get(node.id, {})
