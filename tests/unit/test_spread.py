@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ray")
 
 from paragents.distributed.actors import Placement
-from paragents.distributed.spread import Spreader, demand_of
+from paragents.distributed.spread import Spreader
 
 
 def _listing(
@@ -81,11 +81,11 @@ def test_a_replacement_after_a_node_dies_goes_to_a_live_node() -> None:
 
 
 def test_demand_uses_rays_resource_names_and_drops_zeros() -> None:
-    assert demand_of(Placement(num_cpus=2.0, resources={"accel": 1.0})) == {
+    assert Placement(num_cpus=2.0, resources={"accel": 1.0}).demand() == {
         "CPU": 2.0,
         "accel": 1.0,
     }
-    assert demand_of(Placement()) == {}
+    assert Placement().demand() == {}
 
 
 def test_counts_stay_balanced_and_reservations_within_capacity_when_it_fits() -> None:

@@ -97,6 +97,11 @@ class Placement:
     num_gpus: float = 0.0
     resources: Mapping[str, float] = field(default_factory=dict)
 
+    def demand(self) -> dict[str, float]:
+        """What it reserves, keyed by Ray's resource names (zero amounts left out)."""
+        demand = {"CPU": self.num_cpus, "GPU": self.num_gpus, **self.resources}
+        return {name: amount for name, amount in demand.items() if amount > 0}
+
     def options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"num_cpus": self.num_cpus}
         if self.num_gpus:

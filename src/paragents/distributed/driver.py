@@ -84,13 +84,13 @@ from .actors import (
     run_remote,
 )
 from .limiter import EndpointGate, GateClient
-from .spread import Spreader, demand_of
+from .spread import Spreader
 
 __all__ = ["DistributedError", "RayRuntime", "arun", "run", "session"]
 
 
 #: What an actor's refs raise when it is gone: it died, or its node died before it started.
-ACTOR_LOST = (RayActorError, ActorUnschedulableError)
+_ACTOR_LOST = (RayActorError, ActorUnschedulableError)
 
 #: How long the actors of a run may take to be placed and started before the run gives up.
 PLACEMENT_TIMEOUT_S = 120.0
@@ -291,6 +291,13 @@ class RayRuntime(RunState):
         ).remote(shipped, recipe, others, gate)
         return _Actor(agent, handle, place, node or "")
 
+    def _respawn(self, lost: _Actor, agent: Agent) -> _Actor:
+        """An actor for ``agent`` in place of ``lost``: its reservation is given back and
+        the new one goes to a node alive now, away from ``lost``'s if another can hold it."""
+        self._spreader.release(lost.picked, lost.place)
+        self._spreader.refresh(ray.nodes())
+        return self._spawn(agent, [lost.picked, lost.node])
+
     async def _placed(self, names: Sequence[str]) -> None:
         """Wait (awaiting the batch of refs together) until these actors run; note their nodes.
 
@@ -303,18 +310,15 @@ class RayRuntime(RunState):
                     nodes = await asyncio.gather(*refs, return_exceptions=True)
                     lost = []
                     for name, node in zip(waiting, nodes, strict=True):
-                        if isinstance(node, ACTOR_LOST):
+                        if isinstance(node, _ACTOR_LOST):
                             lost.append(name)
                         elif isinstance(node, BaseException):
                             raise node
                         else:
                             self._actors[name].node = node
-                    if lost:
-                        self._spreader.refresh(ray.nodes())
                     for name in lost:
                         dead = self._actors[name]
-                        self._spreader.release(dead.picked, dead.place)
-                        self._actors[name] = self._spawn(dead.agent, [dead.picked])
+                        self._actors[name] = self._respawn(dead, dead.agent)
                     waiting = lost
         except TimeoutError:
             raise DistributedError(
@@ -460,7 +464,7 @@ class RayRuntime(RunState):
             outcome: Done | Failed = flight.future.result()
         except TaskCancelledError:
             return
-        except ACTOR_LOST as exc:
+        except _ACTOR_LOST as exc:
             self._replace(flight.agent, exc)
             return
         except RayError as exc:
@@ -533,9 +537,7 @@ class RayRuntime(RunState):
         n = self._incarnations[base] = self._incarnations.get(base, 0) + 1
         agent = replace(lost.agent, name=f"{base}#{n}")
         self.agents[agent.name] = agent
-        self._spreader.release(lost.picked, lost.place)
-        self._spreader.refresh(ray.nodes())
-        self._actors[agent.name] = self._spawn(agent, [lost.picked, lost.node])
+        self._actors[agent.name] = self._respawn(lost, agent)
         self._gate.release_holder.remote(name)
         reason = f"actor lost on node {lost.node[:12]}: {type(exc).__name__}"
         now = self._now()
@@ -561,7 +563,7 @@ def affinity(node: str, place: Placement) -> NodeAffinitySchedulingStrategy:
     An actor that reserves nothing is pinned (Ray treats a soft affinity as no affinity
     for it, and it can never wait for resources); one that reserves resources prefers
     the node and goes elsewhere if its resources are taken or it died."""
-    if demand_of(place):
+    if place.demand():
         return NodeAffinitySchedulingStrategy(
             node_id=node, soft=True, _spill_on_unavailable=True
         )
